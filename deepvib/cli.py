@@ -1,0 +1,25 @@
+"""Shared entry point of the absl apps in bin/: bad input is one clear line and exit code 2."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from absl import app, flags, logging
+
+EXIT_BAD_INPUT = 2
+
+
+def run_main(main: Callable) -> None:
+    def guarded(argv):
+        if flags.FLAGS["verbosity"].using_default_value:
+            logging.set_verbosity(logging.WARNING)  # --verbosity=0 for INFO logs
+        try:
+            return main(argv)
+        except (ValueError, FileNotFoundError, RuntimeError) as e:
+            # DataUnavailableError, RunDirError, IDXFormatError and config checks end up here.
+            prog = sys.argv[0].rsplit("/", 1)[-1]
+            print(f"{prog}: error: {e}", file=sys.stderr)
+            sys.exit(EXIT_BAD_INPUT)
+
+    app.run(guarded)

@@ -1,0 +1,23 @@
+"""Datasets as `tf.data` pipelines: images float32 in [0, 1], shape 28x28x1, int64 labels."""
+
+from deepvib.data.idx import IDXFormatError, read_idx, write_idx
+from deepvib.data.pipeline import make_dataset
+from deepvib.data.sources import (
+    DATASETS,
+    DataUnavailableError,
+    Split,
+    label_entropy_bits,
+    load_splits,
+)
+
+__all__ = [
+    "DATASETS",
+    "DataUnavailableError",
+    "IDXFormatError",
+    "Split",
+    "label_entropy_bits",
+    "load_splits",
+    "make_dataset",
+    "read_idx",
+    "write_idx",
+]

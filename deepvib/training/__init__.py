@@ -1,0 +1,1 @@
+"""Running experiments: a run directory (config, checkpoints, metrics) and the training loop."""

@@ -1,0 +1,102 @@
+"""A run's output directory: config, checkpoints, progress, metrics, TensorBoard scalars.
+
+    <output_dir>/config.json        the TrainConfig (also flags.txt: the flags as given)
+    <output_dir>/checkpoints/       tf.train.CheckpointManager, one checkpoint per epoch
+    <output_dir>/progress.jsonl     one line of metrics per finished epoch
+    <output_dir>/metrics.json       final errors and information terms
+    <output_dir>/tensorboard/       scalars per epoch
+
+Every file is written atomically; a killed run resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+
+from deepvib.models import Classifier, build_model
+from deepvib.training import atomic
+from deepvib.training.config import TrainConfig
+
+CONFIG = "config.json"
+METRICS = "metrics.json"
+PROGRESS = "progress.jsonl"
+CHECKPOINTS = "checkpoints"
+
+
+class RunDirError(ValueError):
+    """The output directory cannot be used for this run (or loaded as one)."""
+
+
+def prepare(config: TrainConfig) -> bool:
+    """Creates or validates the run directory; returns True when there is a run to resume."""
+    path = config.output_dir
+    config_path = os.path.join(path, CONFIG)
+    if os.path.exists(config_path):
+        saved = TrainConfig.from_dict(atomic.read_json(config_path))
+        diff = config.differences(saved)
+        if diff:
+            raise RunDirError(
+                f"--output_dir={path} holds a run with a different config (differs in: "
+                f"{', '.join(diff)}); choose a new --output_dir or rerun with the same flags"
+            )
+        atomic.write_json(config_path, config.to_dict())  # epochs may have grown
+        return True
+    if os.path.isdir(path) and os.listdir(path):
+        raise RunDirError(
+            f"--output_dir={path} is not empty and holds no deepvib run ({CONFIG} missing); "
+            "choose an empty or new directory"
+        )
+    os.makedirs(path, exist_ok=True)
+    atomic.write_json(config_path, config.to_dict())
+    return False
+
+
+def checkpoint_manager(path: str, checkpoint: tf.train.Checkpoint) -> tf.train.CheckpointManager:
+    return tf.train.CheckpointManager(checkpoint, os.path.join(path, CHECKPOINTS), max_to_keep=2)
+
+
+def append_progress(path: str, record: dict) -> None:
+    with open(os.path.join(path, PROGRESS), "a", encoding="utf-8") as f:
+        f.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+def truncate_progress(path: str, epochs_done: int) -> None:
+    """Drops progress lines of epochs that finished after the last checkpoint."""
+    progress = os.path.join(path, PROGRESS)
+    if not os.path.exists(progress):
+        return
+    with open(progress, encoding="utf-8") as f:
+        lines = [line for line in f if line.strip()]
+    kept = [line for line in lines if json.loads(line)["epoch"] <= epochs_done]
+    atomic.write_text(progress, "".join(kept))
+
+
+def read_progress(path: str) -> list[dict]:
+    progress = os.path.join(path, PROGRESS)
+    if not os.path.exists(progress):
+        return []
+    with open(progress, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def load_config(path: str) -> TrainConfig:
+    config_path = os.path.join(path, CONFIG)
+    if not os.path.exists(config_path):
+        raise RunDirError(f"{path} is not a deepvib run directory ({CONFIG} missing)")
+    return TrainConfig.from_dict(atomic.read_json(config_path))
+
+
+def load_model(path: str, averaged: bool = True) -> tuple[Classifier, TrainConfig]:
+    """The trained classifier of a run (moving-average weights when the run kept them)."""
+    config = load_config(path)
+    model = build_model(config.model)
+    latest = tf.train.latest_checkpoint(os.path.join(path, CHECKPOINTS))
+    if latest is None:
+        raise RunDirError(f"{path} has no checkpoint yet")
+    tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+    if averaged and model.ema_variables:
+        model.swap_averaged_weights()  # from now on the model holds the averaged weights
+    return model, config

@@ -1,0 +1,1 @@
+"""Vendored adapters around third-party code (see third_party/README.md)."""
