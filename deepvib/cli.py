@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging as py_logging
 import sys
 from collections.abc import Callable
 
@@ -14,6 +15,7 @@ def run_main(main: Callable) -> None:
     def guarded(argv):
         if flags.FLAGS["verbosity"].using_default_value:
             logging.set_verbosity(logging.WARNING)  # --verbosity=0 for INFO logs
+            py_logging.getLogger("tensorflow").setLevel(py_logging.WARNING)
         try:
             return main(argv)
         except (ValueError, FileNotFoundError, RuntimeError) as e:

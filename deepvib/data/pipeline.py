@@ -17,11 +17,16 @@ def make_dataset(
 ) -> tf.data.Dataset:
     """Batches of (images float32 [B,28,28,1] in [0,1], labels int64 [B]).
 
-    The arrays live in memory as constants, so the pipeline never stalls a training step;
-    reshuffling each epoch is seeded, hence runs are reproducible.
+    Shuffling and batching act on example indices, and each batch is one vectorised gather
+    from the arrays held in memory, so the pipeline costs a few microseconds per batch and
+    never stalls a training step. Reshuffling each epoch is seeded: runs are reproducible.
     """
-    ds = tf.data.Dataset.from_tensor_slices((split.images, split.labels))
+    images = tf.constant(split.images)
+    labels = tf.constant(split.labels)
+    ds = tf.data.Dataset.range(len(split))
     if shuffle:
         ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    ds = ds.map(lambda index: (tf.gather(images, index), tf.gather(labels, index)),
+                num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -15,7 +15,7 @@ def make_strategy(name: str) -> tuple[tf.distribute.Strategy, bool]:
     if name == "default":
         return tf.distribute.get_strategy(), True
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy(), True
+        return tf.distribute.MirroredStrategy(devices=local_devices()), True
     if name == "multi_worker":
         if "TF_CONFIG" not in os.environ:
             raise ValueError("--strategy=multi_worker needs the TF_CONFIG environment variable")
@@ -26,6 +26,13 @@ def make_strategy(name: str) -> tuple[tf.distribute.Strategy, bool]:
         )
         return strategy, is_chief
     raise ValueError(f"unknown strategy {name!r}; choose default, mirrored or multi_worker")
+
+
+def local_devices() -> list[str]:
+    """The GPUs, or when there are none every logical CPU device (MirroredStrategy's own
+    default would take a single CPU even when the host is split into several)."""
+    gpus = tf.config.list_logical_devices("GPU")
+    return [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
 
 
 def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:

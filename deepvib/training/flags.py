@@ -84,3 +84,9 @@ def _positive_ints(values: list[str]) -> list[int]:
         return [int(v) for v in values]
     except ValueError as e:
         raise ValueError(f"--hidden_units must be integers, got {values}") from e
+
+
+def flags_text() -> str:
+    """The values of the training flags, one `--name=value` per line (a valid flagfile)."""
+    lines = [f.serialize() for f in FLAGS.get_flags_for_module(__name__)]
+    return "\n".join(line for line in lines if line) + "\n"

@@ -21,6 +21,7 @@ from deepvib.training import atomic
 from deepvib.training.config import TrainConfig
 
 CONFIG = "config.json"
+FLAGS_TEXT = "flags.txt"
 METRICS = "metrics.json"
 PROGRESS = "progress.jsonl"
 CHECKPOINTS = "checkpoints"
@@ -30,8 +31,18 @@ class RunDirError(ValueError):
     """The output directory cannot be used for this run (or loaded as one)."""
 
 
-def prepare(config: TrainConfig) -> bool:
-    """Creates or validates the run directory; returns True when there is a run to resume."""
+def prepare(config: TrainConfig, flags_text: str | None = None) -> bool:
+    """Creates or validates the run directory; returns True when there is a run to resume.
+
+    `flags_text` (the command line's flags, one per line) is saved as flags.txt.
+    """
+    resuming = _prepare(config)
+    if flags_text is not None:
+        atomic.write_text(os.path.join(config.output_dir, FLAGS_TEXT), flags_text)
+    return resuming
+
+
+def _prepare(config: TrainConfig) -> bool:
     path = config.output_dir
     config_path = os.path.join(path, CONFIG)
     if os.path.exists(config_path):

@@ -13,7 +13,7 @@ import dataclasses
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 import tf_keras as keras
@@ -106,8 +106,17 @@ def evaluate(model: Classifier, split: Split, strategy) -> dict:
     return {k: float(v) for k, v in results.items()}
 
 
-def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
-    """Trains (or resumes) the run described by `config`; returns the final metrics."""
+def train(
+    config: TrainConfig,
+    log: Callable[[str], None] = print,
+    flags_text: str | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> dict:
+    """Trains (or resumes) the run described by `config`; returns the final metrics.
+
+    `flags_text`, the flags as given on the command line, is kept in the run's flags.txt;
+    `callbacks` are passed on to `fit` after the run's own.
+    """
     keras.utils.set_random_seed(config.seed)
     splits = load_splits(config.dataset, config.data_dir, config.validation_size)
     model_config = dataclasses.replace(
@@ -117,7 +126,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
     strategy, is_chief = make_strategy(config.strategy)
     # Non-chief workers write their (identical) checkpoints to a scratch directory.
     out_dir = config.output_dir if is_chief else os.path.join(config.output_dir, ".worker")
-    resuming = run_dir.prepare(config) if is_chief else False
+    resuming = run_dir.prepare(config, flags_text) if is_chief else False
 
     steps_per_epoch = len(splits["train"]) // config.batch_size
     if steps_per_epoch == 0:
@@ -163,6 +172,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict:
             callbacks=[
                 AveragedWeightsEvaluation(),
                 EpochEnd(config, manager, epoch_var, writer, log, is_chief),
+                *callbacks,
             ],
             verbose=0,
         )
