@@ -29,9 +29,10 @@ setup(
         "matplotlib>=3.8",
         "tensorboard~=2.21.0",  # tf.summary needs it; TF 2.21 no longer installs it
         "mlxtend>=0.23",
+        "tensorflow-serving-api~=2.21.0",  # bin/export writes TF Serving warmup requests
         "importlib_resources",  # tensorflow-datasets needs it to download, but does not declare it
     ],
     extras_require={
-        "test": ["pytest>=8", "tensorflow-serving-api~=2.21.0", "ruff>=0.6"],
+        "test": ["pytest>=8", "ruff>=0.6"],
     },
 )

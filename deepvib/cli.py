@@ -13,7 +13,7 @@ EXIT_BAD_INPUT = 2
 
 def run_main(main: Callable) -> None:
     def guarded(argv):
-        if flags.FLAGS["verbosity"].using_default_value:
+        if not flags.FLAGS["verbosity"].present:
             logging.set_verbosity(logging.WARNING)  # --verbosity=0 for INFO logs
             py_logging.getLogger("tensorflow").setLevel(py_logging.WARNING)
         try:

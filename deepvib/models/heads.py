@@ -60,7 +60,11 @@ def standard_normal_prior(bottleneck_dim: int) -> tfd.Distribution:
 
 
 def posterior_scale(posterior: tfd.Distribution) -> tf.Tensor:
-    """The posterior's scale: per-dimension std [B, K] (diag) or Cholesky factor [B, K, K]."""
+    """The posterior's scale: per-dimension std [B, K] (diag) or Cholesky factor [B, K, K].
+
+    Accepts the tensor-coercible proxy a TFP layer returns as well as a plain distribution.
+    """
+    posterior = getattr(posterior, "tensor_distribution", posterior)
     if isinstance(posterior, tfd.MultivariateNormalDiag):
         return posterior.stddev()
     return posterior.scale.to_dense()

@@ -45,8 +45,13 @@ class VIBClassifier(Classifier):
         return posterior.sample(num_samples)  # [S, B, K], reparameterised
 
     def predictive_log_probs(self, images, num_samples=None):
+        return self.predictive_log_probs_from_posterior(self.posterior(images), num_samples)
+
+    def predictive_log_probs_from_posterior(
+        self, posterior: tfd.Distribution, num_samples: int | None = None
+    ) -> tf.Tensor:
+        """log p(y|x): mean of softmaxes over `num_samples` samples of p(z|x); 0: z = mean."""
         num_samples = self.config.eval_samples if num_samples is None else num_samples
-        posterior = self.posterior(images)
         if num_samples == 0:
             return tf.nn.log_softmax(self.decoder(posterior.mean()))
         logits = self.decoder(self.posterior_samples(posterior, num_samples))
