@@ -8,11 +8,22 @@ import tempfile
 from typing import Any
 
 
+def _plain_file_mode() -> int:
+    """0666 less the process umask: the mode `open(path, "w")` would give a new file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_PLAIN_FILE_MODE = _plain_file_mode()
+
+
 def write_text(path: str, text: str) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
     try:
+        os.chmod(tmp, _PLAIN_FILE_MODE)  # mkstemp makes 0600; others (TF Serving) must read
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
