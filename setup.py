@@ -17,7 +17,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10,<3.13",
     packages=find_packages(include=["deepvib", "deepvib.*", "third_party", "third_party.*"]),
-    scripts=["bin/train", "bin/attack", "bin/export"],
+    scripts=["bin/train", "bin/attack", "bin/export", "bin/robustness_figures"],
     install_requires=[
         "tensorflow~=2.21.0",
         "tf-keras~=2.21.0",

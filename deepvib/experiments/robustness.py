@@ -1,0 +1,300 @@
+"""Attacking trained run directories: the robustness experiment of Alemi et al. (2017, section
+4.2), producing the data of Figures 3 and 4.
+
+For every run directory (what `bin/train --output_dir` writes) the model is loaded with its
+moving-average weights, the chosen test images are attacked through `attack_logits_fn` (VIB:
+12-sample predictive; baselines: logits), and two files are written atomically:
+
+    <output_dir>/<run name>/attack.json     parameters, model config and beta, clean accuracy,
+                                            summary and per-example results
+    <output_dir>/<run name>/adversarial.npz indices, original and adversarial images
+
+`<run name>` is the run directory's base name. Every model is prepared (config, checkpoint,
+data, images, targets, output) before the first attack starts, so bad input fails fast.
+An existing attack.json with the same parameters is kept (the run is skipped), so an
+interrupted sweep resumes; one with other parameters is an error unless `overwrite`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import io
+import math
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from deepvib.attacks import AttackResult, cw_l2, fgsm, pgd
+from deepvib.data.sources import Split, load_split
+from deepvib.experiments.attack_config import AttackConfig, choose_targets, select_indices
+from deepvib.experiments.model_logits import LogitsFn, attack_logits_fn, describe_logits_fn
+from deepvib.experiments.records import ADVERSARIAL_NPZ, ATTACK_JSON, RECORD_FORMAT, write_bytes
+from deepvib.training import atomic, run_dir
+from deepvib.training.config import TrainConfig
+
+CLEAN_EVAL_BATCH = 500
+
+Log = Callable[[str], None]
+
+
+def print_now(line: str) -> None:
+    """Default log: stdout, flushed (progress shows up in a redirected log file)."""
+    print(line, flush=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackJob:
+    """One model to attack, with everything checked and loaded except the model itself."""
+
+    model_dir: str
+    run_name: str
+    train_config: TrainConfig
+    dataset: str
+    data_dir: str | None
+    indices: np.ndarray
+    images: np.ndarray
+    labels: np.ndarray
+    targets: np.ndarray | None
+    output_dir: str
+
+    @property
+    def record_path(self) -> str:
+        return os.path.join(self.output_dir, ATTACK_JSON)
+
+
+def run_name(model_dir: str) -> str:
+    return os.path.basename(os.path.normpath(model_dir))
+
+
+def resolve_data(config: AttackConfig, train_config: TrainConfig) -> tuple[str, str | None]:
+    """(dataset, data_dir): the flags if given, else what the run was trained on."""
+    if config.dataset is not None:
+        return config.dataset, config.data_dir
+    return train_config.dataset, config.data_dir or train_config.data_dir
+
+
+def prepare_jobs(
+    model_dirs: list[str], config: AttackConfig, output_dir: str, overwrite: bool = False,
+) -> list[AttackJob]:
+    """Check every run and load its test images; raise ValueError/RuntimeError on bad input."""
+    if not model_dirs:
+        raise ValueError("--model_dirs is empty; give one or more run directories")
+    names = [run_name(d) for d in model_dirs]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"run directories share the base name(s) {duplicates}; their "
+                         f"results would overwrite each other in --output_dir")
+    return [_prepare_job(d, config, output_dir, overwrite) for d in model_dirs]
+
+
+@functools.lru_cache(maxsize=4)
+def load_test_split(dataset: str, data_dir: str | None) -> Split:
+    """The test split, loaded once per process (several runs usually share it)."""
+    return load_split(dataset, "test", data_dir)
+
+
+def _prepare_job(
+    model_dir: str, config: AttackConfig, output_dir: str, overwrite: bool,
+) -> AttackJob:
+    train_config = run_dir.load_config(model_dir)
+    if tf.train.latest_checkpoint(os.path.join(model_dir, run_dir.CHECKPOINTS)) is None:
+        raise run_dir.RunDirError(f"{model_dir} has no checkpoint yet")
+    dataset, data_dir = resolve_data(config, train_config)
+    test = load_test_split(dataset, data_dir)
+    indices = select_indices(test.labels, config.num_images, config.source_class)
+    labels = test.labels[indices]
+    targets = (choose_targets(labels, config.seed, config.target_class,
+                              train_config.model.num_classes) if config.targeted else None)
+    job = AttackJob(model_dir, run_name(model_dir), train_config, dataset, data_dir, indices,
+                    test.images[indices], labels, targets,
+                    os.path.join(output_dir, run_name(model_dir)))
+    _check_existing(job, config, overwrite)
+    return job
+
+
+def _check_existing(job: AttackJob, config: AttackConfig, overwrite: bool) -> None:
+    if overwrite or not os.path.exists(job.record_path):
+        return
+    if not is_done(job, config):
+        raise ValueError(f"{job.record_path} holds an attack with other parameters or another "
+                         "model; choose a new --output_dir or pass --overwrite")
+
+
+def is_done(job: AttackJob, config: AttackConfig) -> bool:
+    """Whether the job's attack.json already holds this experiment on this model."""
+    if not os.path.exists(job.record_path):
+        return False
+    saved = atomic.read_json(job.record_path)
+    return (saved.get("params") == jsonable(config.params())
+            and saved.get("model") == job.train_config.model.to_dict())
+
+
+def run_jobs(
+    jobs: list[AttackJob], config: AttackConfig, overwrite: bool = False, log: Log = print_now,
+) -> list[dict[str, Any]]:
+    """Attack every job's model (skipping finished ones unless `overwrite`); return records."""
+    records = []
+    for job in jobs:
+        if not overwrite and is_done(job, config):
+            log(f"{job.run_name}: {job.record_path} already holds this attack; skipped")
+            records.append(atomic.read_json(job.record_path))
+            continue
+        records.append(attack_job(job, config, log))
+    return records
+
+
+def attack_job(job: AttackJob, config: AttackConfig, log: Log = print_now) -> dict[str, Any]:
+    """Load the job's model, attack its images, write attack.json and adversarial.npz."""
+    started = time.time()
+    keras.utils.set_random_seed(config.seed)  # the same random stream for every model
+    model, _ = run_dir.load_model(job.model_dir)
+    logits_fn = attack_logits_fn(model, config.attack_samples)
+    clean_predicted = predict(logits_fn, job.images)
+    log(f"{job.run_name}: {config.experiment_name} on {len(job.images)} images "
+        f"(clean accuracy {np.mean(clean_predicted == job.labels):.3f})")
+    adversarial, result = run_attack(logits_fn, job, config, log)
+    record = build_record(job, config, result, clean_predicted, time.time() - started)
+    write_adversarial(os.path.join(job.output_dir, ADVERSARIAL_NPZ), job.indices, job.images,
+                      adversarial)
+    atomic.write_json(job.record_path, record)
+    summary = record["summary"]
+    log(f"{job.run_name}: success rate {summary['success_rate']:.3f}, accuracy under attack "
+        f"{summary['accuracy_under_attack']:.3f}, {record['seconds']:.0f}s -> {job.record_path}")
+    return record
+
+
+def predict(logits_fn: LogitsFn, images: np.ndarray) -> np.ndarray:
+    """Predicted classes (argmax of `logits_fn`) in batches."""
+    out = [np.argmax(np.asarray(logits_fn(tf.constant(images[i : i + CLEAN_EVAL_BATCH]))), 1)
+           for i in range(0, len(images), CLEAN_EVAL_BATCH)]
+    return np.concatenate(out).astype(np.int64)
+
+
+def run_attack(
+    logits_fn: LogitsFn, job: AttackJob, config: AttackConfig, log: Log = print_now,
+) -> tuple[np.ndarray, AttackResult]:
+    """The configured attack on the job's images; CW runs batch by batch, logging progress."""
+    x, y, t = job.images, job.labels, job.targets
+    if config.attack == "fgsm":
+        return fgsm(logits_fn, x, y, config.eps, norm=_norm(config.norm), targets=t)
+    if config.attack == "pgd":
+        return pgd(logits_fn, x, y, config.eps, config.eps_iter, config.nb_iter,
+                   norm=_norm(config.norm), rand_init=config.rand_init, seed=config.seed,
+                   targets=t)
+    return _cw_in_batches(logits_fn, job, config, log)
+
+
+def _cw_in_batches(
+    logits_fn: LogitsFn, job: AttackJob, config: AttackConfig, log: Log,
+) -> tuple[np.ndarray, AttackResult]:
+    """`cw_l2` one batch of `cw_batch_size` images at a time (C&W decide every example on
+    its own, so batching changes nothing but the progress reports)."""
+    step, started = config.cw_batch_size, time.time()
+    adversarial, results = [], []
+    for i in range(0, len(job.images), step):
+        part = slice(i, i + step)
+        adv, result = cw_l2(
+            logits_fn, job.images[part], job.labels[part],
+            None if job.targets is None else job.targets[part],
+            binary_search_steps=config.binary_search_steps,
+            max_iterations=config.max_iterations, learning_rate=config.learning_rate,
+            initial_const=config.initial_const, confidence=config.confidence,
+            abort_early=config.abort_early, batch_size=config.cw_batch_size,
+        )
+        adversarial.append(adv)
+        results.append(result)
+        done = min(i + step, len(job.images))
+        successes = sum(int(r.success.sum()) for r in results)
+        log(f"{job.run_name}: {done}/{len(job.images)} images attacked, {successes} successes, "
+            f"{time.time() - started:.0f}s")
+    return np.concatenate(adversarial), concatenate_results(results)
+
+
+def concatenate_results(results: list[AttackResult]) -> AttackResult:
+    """One AttackResult from per-batch results of the same attack."""
+    first = results[0]
+
+    def cat(name: str) -> np.ndarray:
+        return np.concatenate([getattr(r, name) for r in results])
+
+    return AttackResult(
+        attack=first.attack, labels=cat("labels"),
+        targets=None if first.targets is None else cat("targets"),
+        success=cat("success"), predicted=cat("predicted"),
+        l0=cat("l0"), l2=cat("l2"), linf=cat("linf"), params=dict(first.params),
+    )
+
+
+def _norm(name: str) -> float:
+    return np.inf if name == "inf" else float(int(name))
+
+
+def build_record(
+    job: AttackJob, config: AttackConfig, result: AttackResult, clean_predicted: np.ndarray,
+    seconds: float,
+) -> dict[str, Any]:
+    """The content of attack.json (NaN, e.g. a mean norm without successes, becomes null).
+
+    summary: `AttackResult.summary()` plus `clean_accuracy` (on the attacked images, with the
+    attacked `logits_fn`) and `n_perturbed`, the examples returned with a nonzero
+    perturbation, i.e. those for which the search found an adversarial. A stochastic model's
+    success is re-judged on fresh posterior samples, so there `n_perturbed` can exceed
+    `n_success`: the search keeps the smallest perturbation that fooled one draw of 12 samples.
+    """
+    model = job.train_config.model
+    clean_accuracy = float(np.mean(clean_predicted == job.labels))
+    result_dict = result.to_json_dict()
+    per_example = {"index": job.indices.tolist(), "clean_predicted": clean_predicted.tolist(),
+                   **result_dict["per_example"]}
+    record = {
+        "format": RECORD_FORMAT,
+        "run_name": job.run_name,
+        "model_dir": os.path.abspath(job.model_dir),
+        "model": model.to_dict(),
+        "model_kind": model.model,
+        "beta": model.beta if model.stochastic else None,
+        "trained": {"dataset": job.train_config.dataset, "epochs": job.train_config.epochs,
+                    "seed": job.train_config.seed},
+        "data": {"dataset": job.dataset, "data_dir": job.data_dir, "split": "test"},
+        "experiment": config.experiment_name,
+        "params": config.params(),
+        "attack_params": result_dict["params"],
+        "logits": describe_logits_fn(model, config.attack_samples),
+        "summary": {**result_dict["summary"], "clean_accuracy": clean_accuracy,
+                    "n_perturbed": int(np.sum(result.l2 > 0))},
+        "per_example": per_example,
+        "seconds": round(seconds, 1),
+    }
+    return jsonable(record)
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON types, with non-finite floats as None (strict JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+def write_adversarial(
+    path: str, indices: np.ndarray, original: np.ndarray, adversarial: np.ndarray,
+) -> None:
+    """adversarial.npz (compressed), written atomically."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, indices=indices, original=original.astype(np.float32),
+                        adversarial=adversarial.astype(np.float32))
+    write_bytes(path, buffer.getvalue())
+

@@ -1,0 +1,321 @@
+"""`bin/attack` and the attack `logits_fn` of trained models (Alemi et al. 2017, section 4.2).
+
+Two tiny run directories (VIB and deterministic, a few dozen training steps on the embedded
+mnist_5k, written the way the trainer writes them) are attacked with tiny Carlini & Wagner
+settings: targeted by a `bin/attack` subprocess and, side by side, untargeted in-process; the
+attack.json files, the adversarial images, resuming, bad input and the figures command are
+checked against them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+
+from deepvib.data.sources import Split, load_split
+from deepvib.experiments import robustness
+from deepvib.experiments.attack_config import AttackConfig, choose_targets, select_indices
+from deepvib.experiments.model_logits import attack_logits_fn
+from deepvib.models import ModelConfig, build_model
+from deepvib.training import run_dir
+from deepvib.training.config import TrainConfig
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ATTACK = os.path.join(ROOT, "bin", "attack")
+FIGURES = os.path.join(ROOT, "bin", "robustness_figures")
+NUM_IMAGES = 8
+SEED = 3
+TINY_CW = ["--attack=cw_l2", f"--num_images={NUM_IMAGES}", "--max_iterations=40",
+           "--binary_search_steps=2", "--learning_rate=0.1", "--initial_const=1",
+           f"--seed={SEED}"]
+TINY_CW_CONFIG = dict(attack="cw_l2", num_images=NUM_IMAGES, max_iterations=40,
+                      binary_search_steps=2, learning_rate=0.1, initial_const=1.0, seed=SEED)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def tiny_model_config(model: str) -> ModelConfig:
+    return ModelConfig(model=model, hidden_units=(16,), bottleneck_dim=4,
+                       beta=1e-3 if model == "vib" else 0.0,
+                       eval_samples=4 if model == "vib" else 1)
+
+
+def make_run_dir(path: str, model: str, train: Split, steps: int = 60) -> str:
+    """A run directory as bin/train leaves it (config.json, checkpoints/), briefly trained."""
+    keras.utils.set_random_seed(0)
+    config = TrainConfig(model=tiny_model_config(model), output_dir=path, dataset="mnist_5k",
+                         epochs=1, jit_compile=False)
+    run_dir.prepare(config)
+    classifier = build_model(config.model)
+    classifier.compile(optimizer=keras.optimizers.Adam(3e-3))
+    step = tf.function(classifier.train_step)
+    rng = np.random.default_rng(0)
+    for _ in range(steps):
+        batch = rng.integers(0, len(train), 200)
+        step((tf.constant(train.images[batch]), tf.constant(train.labels[batch])))
+    manager = run_dir.checkpoint_manager(path, tf.train.Checkpoint(model=classifier))
+    manager.save(checkpoint_number=1)
+    return path
+
+
+def run_tool(tool: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, tool, *args], capture_output=True, text=True,
+                          timeout=300, cwd=ROOT)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, str]:
+    base = tmp_path_factory.mktemp("runs")
+    train = load_split("mnist_5k", "train")
+    return {m: make_run_dir(str(base / m), m, train) for m in ("vib", "deterministic")}
+
+
+@pytest.fixture(scope="module")
+def attacks(runs, tmp_path_factory) -> dict[str, str]:
+    """Targeted CW through bin/attack (a subprocess) and, meanwhile, untargeted CW through the
+    same code in this process (`prepare_jobs` + `run_jobs`), both on both runs."""
+    out = tmp_path_factory.mktemp("attacks")
+    dirs = {k: str(out / k) for k in ("targeted", "untargeted")}
+    command = [sys.executable, ATTACK, *TINY_CW, "--targeted", "--cw_batch_size=8",
+               f"--model_dirs={runs['vib']},{runs['deterministic']}",
+               f"--output_dir={dirs['targeted']}"]
+    proc = subprocess.Popen(command, cwd=ROOT, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    # Two CW batches per model: exercises the merging of per-batch results.
+    config = AttackConfig(**TINY_CW_CONFIG, cw_batch_size=4)
+    jobs = robustness.prepare_jobs([runs["vib"], runs["deterministic"]], config,
+                                   dirs["untargeted"])
+    robustness.run_jobs(jobs, config, log=lambda line: None)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, f"{stdout}\n{stderr}"
+    assert "vib: success rate" in stdout and "deterministic: success rate" in stdout
+    return dirs
+
+
+def read_record(experiment_dir: str, run: str) -> dict:
+    with open(os.path.join(experiment_dir, run, "attack.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def test_targeted_attack_json(attacks):
+    test = robustness.load_test_split("mnist_5k", None)
+    labels = test.labels[:NUM_IMAGES]
+    for run in ("vib", "deterministic"):
+        record = read_record(attacks["targeted"], run)
+        ex = {k: np.asarray(v) for k, v in record["per_example"].items()}
+        assert record["format"] == "deepvib.attack/1"
+        assert record["params"]["targeted"] and record["params"]["max_iterations"] == 40
+        assert record["model"]["model"] == run and record["model_kind"] == run
+        assert record["beta"] == (1e-3 if run == "vib" else None)
+        assert record["logits"] == ({"kind": "vib_log_mean_softmax", "num_samples": 12}
+                                    if run == "vib" else {"kind": "logits", "num_samples": None})
+        for key in ("index", "labels", "targets", "predicted", "clean_predicted", "success",
+                    "l0", "l2", "linf"):
+            assert ex[key].shape == (NUM_IMAGES,), key
+        np.testing.assert_array_equal(ex["index"], np.arange(NUM_IMAGES))
+        np.testing.assert_array_equal(ex["labels"], labels)
+        assert np.all(ex["targets"] != ex["labels"])
+        # Seeded: the targets are a function of the seed and the labels only.
+        np.testing.assert_array_equal(ex["targets"], choose_targets(labels, SEED))
+        np.testing.assert_array_equal(ex["success"], ex["predicted"] == ex["targets"])
+        assert np.all(ex["l0"] >= 0) and np.all(ex["l2"] >= 0) and np.all(ex["linf"] >= 0)
+        assert np.all(ex["l0"] <= 784) and np.all(ex["linf"] <= 1.0)
+        summary = record["summary"]
+        assert summary["n"] == NUM_IMAGES and summary["targeted"]
+        assert summary["success_rate"] == pytest.approx(ex["success"].mean())
+        assert summary["accuracy_under_attack"] == pytest.approx(
+            np.mean(ex["predicted"] == ex["labels"]))
+        assert summary["clean_accuracy"] == pytest.approx(
+            np.mean(ex["clean_predicted"] == ex["labels"]))
+        assert summary["n_perturbed"] == int(np.sum(ex["l2"] > 0))
+        if run == "deterministic":  # no sampling: every adversarial found is a success
+            assert summary["n_perturbed"] <= summary["n_success"]
+        check_adversarial_npz(attacks["targeted"], run, test.images[:NUM_IMAGES], ex)
+
+
+def check_adversarial_npz(experiment_dir: str, run: str, originals: np.ndarray,
+                          ex: dict[str, np.ndarray]) -> None:
+    with np.load(os.path.join(experiment_dir, run, "adversarial.npz")) as data:
+        np.testing.assert_array_equal(data["indices"], ex["index"])
+        np.testing.assert_array_equal(data["original"], originals)
+        adversarial = data["adversarial"]
+    assert adversarial.shape == originals.shape
+    assert adversarial.min() >= 0.0 and adversarial.max() <= 1.0
+    delta = (adversarial.astype(np.float64) - originals).reshape(len(originals), -1)
+    np.testing.assert_allclose(np.linalg.norm(delta, axis=1), ex["l2"], rtol=1e-5, atol=1e-6)
+
+
+def test_untargeted_attack_keeps_clean_misclassified_images(attacks):
+    record = read_record(attacks["untargeted"], "deterministic")
+    ex = {k: np.asarray(v) for k, v in record["per_example"].items()}
+    assert record["per_example"]["targets"] is None and not record["summary"]["targeted"]
+    np.testing.assert_array_equal(ex["success"], ex["predicted"] != ex["labels"])
+    wrong = ex["clean_predicted"] != ex["labels"]
+    assert wrong.any() and (~wrong).any(), "the tiny model should get some images right"
+    # Already misclassified: a success with zero perturbation, returned unchanged.
+    assert np.all(ex["success"][wrong]) and np.all(ex["l2"][wrong] == 0)
+    np.testing.assert_array_equal(ex["predicted"][wrong], ex["clean_predicted"][wrong])
+    assert np.all(ex["l2"][~wrong & ex["success"]] > 0)
+    summary = record["summary"]
+    assert summary["accuracy_under_attack"] <= summary["clean_accuracy"]
+    assert summary["n_success"] == int(ex["success"].sum())
+
+
+def test_rerun_skips_finished_models_and_refuses_other_parameters(runs, attacks):
+    args = dict(TINY_CW_CONFIG, cw_batch_size=8)
+    config = AttackConfig(targeted=True, **args)
+    before = read_record(attacks["targeted"], "vib")
+    jobs = robustness.prepare_jobs([runs["vib"]], config, attacks["targeted"])
+    logs: list[str] = []
+    records = robustness.run_jobs(jobs, config, log=logs.append)
+    assert records == [before] and "skipped" in logs[0]
+    other = AttackConfig(targeted=True, **{**args, "seed": SEED + 1})
+    with pytest.raises(ValueError, match="--overwrite"):
+        robustness.prepare_jobs([runs["vib"]], other, attacks["targeted"])
+
+
+def test_figures_from_attack_outputs(attacks, tmp_path):
+    out = tmp_path / "figures"
+    proc = run_tool(FIGURES, f"--zeros_to_ones_dir={attacks['targeted']}",
+                    f"--targeted_dir={attacks['targeted']}",
+                    f"--untargeted_dir={attacks['untargeted']}", f"--output_dir={out}")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "robustness_summary.json").read_text())
+    assert set(summary["models"]) == {"vib", "deterministic"}
+    assert summary["models"]["vib"]["beta"] == 1e-3
+    for name in ("figure3", "figure4b", *summary["figures"]):
+        png = (out / summary["figures"][name]).read_bytes()
+        assert png.startswith(PNG_SIGNATURE) and len(png) > 5000
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--attack=deepfool"], "unknown attack 'deepfool'"),
+    (["--num_images=0"], "--num_images must be an integer >= 1"),
+    (["--model_dirs=/nonexistent/run"], "/nonexistent/run does not exist"),
+    (["--target_class=1"], "--target_class needs --targeted"),
+    (["--attack=pgd", "--eps=0.1", "--eps_iter=0.5"], "--eps_iter must be in (0, eps=0.1]"),
+])
+def test_bad_input_exits_2_with_a_message(args, message, tmp_path):
+    model_dir = tmp_path / "run"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text("{}")
+    defaults = [f"--model_dirs={model_dir}", f"--output_dir={tmp_path / 'out'}"]
+    proc = run_tool(ATTACK, *defaults, *args)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and "attack: error:" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_run_directory_is_rejected_before_any_attack(runs, tmp_path):
+    config = AttackConfig(num_images=NUM_IMAGES)
+    empty = tmp_path / "not_a_run"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="config.json missing"):
+        robustness.prepare_jobs([runs["vib"], str(empty)], config, str(tmp_path / "out"))
+    with pytest.raises(ValueError, match="only 1000 test images"):
+        robustness.prepare_jobs([runs["vib"]], AttackConfig(num_images=1001),
+                                str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------ logits_fn of a model
+@pytest.fixture(scope="module")
+def vib_model():
+    keras.utils.set_random_seed(0)
+    return build_model(tiny_model_config("vib"))
+
+
+def images(n: int = 5) -> tf.Tensor:
+    return tf.constant(np.random.default_rng(0).uniform(size=(n, 28, 28, 1)), tf.float32)
+
+
+def test_vib_logits_fn_is_log_mean_softmax_of_posterior_samples(vib_model):
+    x = images()
+    logits_fn = attack_logits_fn(vib_model, 12)
+    tf.random.set_seed(7)
+    got = logits_fn(x).numpy()
+    tf.random.set_seed(7)  # the same random stream: one layer sample, then 12 samples
+    posterior = vib_model.posterior(x)
+    sample_logits = vib_model.decoder(posterior.sample(12)).numpy().astype(np.float64)
+    softmax = np.exp(sample_logits - sample_logits.max(-1, keepdims=True))
+    softmax /= softmax.sum(-1, keepdims=True)
+    np.testing.assert_allclose(got, np.log(softmax.mean(axis=0)), rtol=1e-5, atol=1e-5)
+    tf.random.set_seed(8)
+    assert not np.allclose(logits_fn(x).numpy(), got), "12 fresh samples must differ"
+
+
+def test_vib_mean_mode_is_log_softmax_of_decoded_mean(vib_model):
+    x = images()
+    logits_fn = attack_logits_fn(vib_model, 0)
+    expected = tf.nn.log_softmax(vib_model.decoder(vib_model.posterior(x).mean())).numpy()
+    np.testing.assert_allclose(logits_fn(x).numpy(), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(tf.function(logits_fn)(x).numpy(), expected, rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_logits_fns_run_inside_tf_function(vib_model):
+    x = images(3)
+    log_probs = tf.function(attack_logits_fn(vib_model, 12))(x).numpy()
+    assert log_probs.shape == (3, 10) and np.all(np.isfinite(log_probs))
+    # A log mean softmax is a normalised log-distribution.
+    np.testing.assert_allclose(np.log(np.exp(log_probs).sum(-1)), 0.0, atol=1e-5)
+    for model in ("deterministic", "dropout"):
+        config = tiny_model_config(model)
+        if model == "dropout":
+            config = ModelConfig(**{**config.to_dict(), "dropout_rate": 0.5})
+        classifier = build_model(config)
+        logits_fn = attack_logits_fn(classifier, 12)
+        expected = classifier.logits(x).numpy()
+        np.testing.assert_allclose(logits_fn(x).numpy(), expected, rtol=1e-6)
+        np.testing.assert_allclose(tf.function(logits_fn)(x).numpy(), expected, rtol=1e-5)
+
+
+def test_logits_fn_rejects_negative_samples(vib_model):
+    with pytest.raises(ValueError, match=">= 0"):
+        attack_logits_fn(vib_model, -1)
+
+
+# ------------------------------------------------------------------ images and targets
+def test_random_targets_are_seeded_uniform_and_never_the_label():
+    labels = np.random.default_rng(0).integers(0, 10, size=9000)
+    targets = choose_targets(labels, seed=11)
+    assert np.all(targets != labels) and targets.min() >= 0 and targets.max() <= 9
+    np.testing.assert_array_equal(targets, choose_targets(labels, seed=11))
+    assert np.mean(targets != choose_targets(labels, seed=12)) > 0.8
+    offsets = np.bincount((targets - labels) % 10, minlength=10)
+    assert offsets[0] == 0 and np.all(np.abs(offsets[1:] / 9000 - 1 / 9) < 0.02)
+
+
+def test_fixed_target_class():
+    np.testing.assert_array_equal(choose_targets(np.array([0, 0, 3]), 0, target_class=1),
+                                  [1, 1, 1])
+    with pytest.raises(ValueError, match="equals the label"):
+        choose_targets(np.array([0, 1]), 0, target_class=1)
+
+
+def test_select_indices():
+    labels = np.array([3, 0, 1, 0, 0, 2])
+    np.testing.assert_array_equal(select_indices(labels, 4, None), [0, 1, 2, 3])
+    np.testing.assert_array_equal(select_indices(labels, 2, 0), [1, 3])
+    with pytest.raises(ValueError, match="only 3 test images of class 0"):
+        select_indices(labels, 4, 0)
+
+
+def test_attack_config_params_and_names():
+    cw = AttackConfig(targeted=True, source_class=0, target_class=1, num_images=10)
+    assert cw.experiment_name == "cw_l2_targeted_0to1"
+    assert cw.params()["max_iterations"] == 10_000 and "eps" not in cw.params()
+    pgd = AttackConfig(attack="pgd", eps=0.2)
+    assert "max_iterations" not in pgd.params() and pgd.params()["eps"] == 0.2
+    with pytest.raises(ValueError, match="--norm=3 is not available for fgsm"):
+        AttackConfig(attack="fgsm", norm="3")
+    with pytest.raises(ValueError) as error:  # every problem is reported at once
+        AttackConfig(num_images=0, attack_samples=-1, max_iterations=0)
+    for flag in ("--num_images", "--attack_samples", "--max_iterations"):
+        assert flag in str(error.value)
