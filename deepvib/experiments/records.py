@@ -104,20 +104,3 @@ def load_records(experiment_dir: str) -> list[AttackRecord]:
                                 "(the --output_dir of bin/attack)")
     records = [load_record(os.path.join(experiment_dir, d)) for d in found]
     return sorted(records, key=sort_key)
-
-
-def write_bytes(path: str, data: bytes) -> None:
-    """Atomic binary write (the binary twin of `deepvib.training.atomic.write_text`)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".tmp-{os.getpid()}-{os.path.basename(path)}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

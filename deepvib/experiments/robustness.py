@@ -34,8 +34,9 @@ from deepvib.attacks import AttackResult, cw_l2, fgsm, pgd
 from deepvib.data.sources import Split, load_split
 from deepvib.experiments.attack_config import AttackConfig, choose_targets, select_indices
 from deepvib.experiments.model_logits import LogitsFn, attack_logits_fn, describe_logits_fn
-from deepvib.experiments.records import ADVERSARIAL_NPZ, ATTACK_JSON, RECORD_FORMAT, write_bytes
+from deepvib.experiments.records import ADVERSARIAL_NPZ, ATTACK_JSON, RECORD_FORMAT
 from deepvib.training import atomic, run_dir
+from deepvib.training.atomic import write_bytes
 from deepvib.training.config import TrainConfig
 
 CLEAN_EVAL_BATCH = 500

@@ -34,7 +34,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from deepvib.experiments.records import NORMS, AttackRecord, load_records, write_bytes
+from deepvib.experiments.records import NORMS, AttackRecord, load_records
+from deepvib.training.atomic import write_bytes
 
 OUTCOME_COLOURS = {
     "success": (0.86, 0.08, 0.08),  # red: predicted = target (untargeted: != label)
