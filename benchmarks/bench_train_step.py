@@ -3,6 +3,8 @@
 In one run, side by side:
   matmul:      the machine's large-matmul throughput (2048x2048 float32, tf.function), the
                ceiling a dense MLP step can approach;
+  matmuls_only_xla: the step's dense matmuls alone, forward and backward, same shapes, XLA
+               (what batch-100 shapes allow, with no optimizer, sampling or bookkeeping);
   fit_xla:     the step `bin/train` runs: `VIBClassifier.train_step` inside Keras' train
                function with `jit_compile=True`, fed by the tf.data pipeline of `deepvib.data`;
   fit_graph:   the same without XLA (`--nojit_compile`);
@@ -56,6 +58,33 @@ def matmul_gflops(n: int = 2048, reps: int = 20) -> float:
         out = mm(a, b)
     out.numpy()
     return 2.0 * n**3 * reps / (time.perf_counter() - start) / 1e9
+
+
+def time_matmul_chain(steps: int, config: ModelConfig = CONFIG, batch: int = BATCH) -> float:
+    """Seconds per forward + backward pass of the step's dense matmuls alone (same shapes,
+    XLA): the ceiling of this step at this batch size, without optimizer or sampling."""
+    sizes = [784, *config.hidden_units, 2 * config.bottleneck_dim]
+    shapes = [*zip(sizes[:-1], sizes[1:], strict=True),
+              (config.bottleneck_dim, config.num_classes)]
+    weights = [tf.Variable(0.03 * tf.random.normal(shape)) for shape in shapes]
+    x = tf.random.normal((batch, 784))
+
+    @tf.function(jit_compile=True)
+    def forward_backward(x):
+        with tf.GradientTape() as tape:
+            h = x
+            for w in weights[:-2]:
+                h = tf.nn.relu(h @ w)
+            z = (h @ weights[-2])[:, : config.bottleneck_dim]
+            loss = tf.reduce_sum(tf.square(z @ weights[-1]))
+        return [g[0, 0] for g in tape.gradient(loss, weights)]
+
+    float(forward_backward(x)[0])
+    start = time.perf_counter()
+    for _ in range(steps):
+        out = forward_backward(x)
+    float(out[0])
+    return (time.perf_counter() - start) / steps
 
 
 def fake_split(n: int) -> Split:
@@ -131,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     peak = matmul_gflops()
     flops = step_flops()
     seconds = {
+        "matmuls_only_xla": time_matmul_chain(args.steps),
         "fit_xla": time_fit_steps(True, args.steps),
         "fit_graph": time_fit_steps(False, args.steps),
         "eager": time_eager_steps(args.eager_steps),
