@@ -37,6 +37,7 @@ def cw_l2(
     clip_min: float = 0.0,
     clip_max: float = 1.0,
     compile: bool = True,
+    on_batch: Callable[[int, np.ndarray], None] | None = None,
 ) -> tuple[np.ndarray, AttackResult]:
     """Carlini-Wagner L2 attack (untargeted if `targets is None`, else targeted).
 
@@ -58,6 +59,8 @@ def cw_l2(
         images: [N, *image_shape] values in [clip_min, clip_max].
         labels: [N] true class ids.
         targets: [N] target class ids (each != its label) for a targeted attack, or None.
+        on_batch: called as `on_batch(examples_done, found)` after each batch of the search
+            (`found`: whether the search found an adversarial, per example so far).
 
     Returns:
         (adversarial, result): float32 images of the input shape, and an `AttackResult` whose
@@ -93,7 +96,7 @@ def cw_l2(
         clip_min=clip_min, clip_max=clip_max, abort_early=abort_early, compile=compile,
         **{**params, "batch_size": batch},
     )
-    raw = attack.attack(x, labels if targets is None else targets)
+    raw = attack.attack(x, labels if targets is None else targets, on_batch=on_batch)
     adversarial = np.clip(raw.adversarial, clip_min, clip_max).astype(np.float32)
     if targets is None:
         already_wrong = np.argmax(clean_logits, axis=1) != labels

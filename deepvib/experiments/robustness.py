@@ -188,47 +188,26 @@ def run_attack(
         return pgd(logits_fn, x, y, config.eps, config.eps_iter, config.nb_iter,
                    norm=_norm(config.norm), rand_init=config.rand_init, seed=config.seed,
                    targets=t)
-    return _cw_in_batches(logits_fn, job, config, log)
+    return _cw_with_progress(logits_fn, job, config, log)
 
 
-def _cw_in_batches(
+def _cw_with_progress(
     logits_fn: LogitsFn, job: AttackJob, config: AttackConfig, log: Log,
 ) -> tuple[np.ndarray, AttackResult]:
-    """`cw_l2` one batch of `cw_batch_size` images at a time (C&W decide every example on
-    its own, so batching changes nothing but the progress reports)."""
-    step, started = config.cw_batch_size, time.time()
-    adversarial, results = [], []
-    for i in range(0, len(job.images), step):
-        part = slice(i, i + step)
-        adv, result = cw_l2(
-            logits_fn, job.images[part], job.labels[part],
-            None if job.targets is None else job.targets[part],
-            binary_search_steps=config.binary_search_steps,
-            max_iterations=config.max_iterations, learning_rate=config.learning_rate,
-            initial_const=config.initial_const, confidence=config.confidence,
-            abort_early=config.abort_early, batch_size=config.cw_batch_size,
-        )
-        adversarial.append(adv)
-        results.append(result)
-        done = min(i + step, len(job.images))
-        successes = sum(int(r.success.sum()) for r in results)
-        log(f"{job.run_name}: {done}/{len(job.images)} images attacked, {successes} successes, "
-            f"{time.time() - started:.0f}s")
-    return np.concatenate(adversarial), concatenate_results(results)
+    """`cw_l2` on all the job's images (one compiled attack), logging after each batch of
+    `cw_batch_size` images."""
+    started = time.time()
 
+    def report(done: int, found: np.ndarray) -> None:
+        log(f"{job.run_name}: {done}/{len(job.images)} images attacked, {int(found.sum())} "
+            f"adversarials found by the search, {time.time() - started:.0f}s")
 
-def concatenate_results(results: list[AttackResult]) -> AttackResult:
-    """One AttackResult from per-batch results of the same attack."""
-    first = results[0]
-
-    def cat(name: str) -> np.ndarray:
-        return np.concatenate([getattr(r, name) for r in results])
-
-    return AttackResult(
-        attack=first.attack, labels=cat("labels"),
-        targets=None if first.targets is None else cat("targets"),
-        success=cat("success"), predicted=cat("predicted"),
-        l0=cat("l0"), l2=cat("l2"), linf=cat("linf"), params=dict(first.params),
+    return cw_l2(
+        logits_fn, job.images, job.labels, job.targets,
+        binary_search_steps=config.binary_search_steps,
+        max_iterations=config.max_iterations, learning_rate=config.learning_rate,
+        initial_const=config.initial_const, confidence=config.confidence,
+        abort_early=config.abort_early, batch_size=config.cw_batch_size, on_batch=report,
     )
 
 

@@ -216,14 +216,24 @@ class CarliniWagnerL2:
         return tf.reduce_any(self.active)
 
     # ----------------------------------------------------------------- Python driver
-    def attack(self, x: np.ndarray, y: np.ndarray) -> CWOutput:
-        """Attack `x` (float32 [N, *input_shape] in the box) with integer labels/targets `y`."""
+    def attack(
+        self, x: np.ndarray, y: np.ndarray,
+        on_batch: Callable[[int, np.ndarray], None] | None = None,
+    ) -> CWOutput:
+        """Attack `x` (float32 [N, *input_shape] in the box) with integer labels/targets `y`.
+
+        `on_batch(examples_done, found_so_far)` is called after each batch (progress reports).
+        """
         x = np.asarray(x, np.float32)
         y = np.asarray(y, np.int64)
         if x.shape[1:] != self.input_shape or y.shape != (len(x),):
             raise ValueError(f"x {x.shape} / y {y.shape} do not match input {self.input_shape}")
-        parts = [self._attack_batch(x[i : i + self.batch_size], y[i : i + self.batch_size])
-                 for i in range(0, len(x), self.batch_size)]
+        parts = []
+        for i in range(0, len(x), self.batch_size):
+            parts.append(self._attack_batch(x[i : i + self.batch_size],
+                                            y[i : i + self.batch_size]))
+            if on_batch is not None:
+                on_batch(min(i + self.batch_size, len(x)), np.concatenate([p[1] for p in parts]))
         return CWOutput(*(np.concatenate(arrays) for arrays in zip(*parts, strict=True)))
 
     def _attack_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
