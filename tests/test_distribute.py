@@ -42,7 +42,7 @@ def run(strategy, model, output_dir):
 
 
 def losses(result):
-    return np.array([step["loss"] for step in result["losses"]])
+    return np.array([step["loss"] for step in result["steps"]])
 
 
 @pytest.fixture(scope="module")

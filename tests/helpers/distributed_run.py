@@ -1,5 +1,5 @@
 """Subprocess helper of tests/test_distribute.py: trains one epoch under a strategy on a host
-CPU split into 2 logical devices and prints the per-step loss trajectory as JSON.
+CPU split into 2 logical devices and prints the per-step logs and final metrics as JSON.
 
 Usage: python -m tests.helpers.distributed_run STRATEGY MODEL OUTPUT_DIR
 (TF_CONFIG in the environment for multi_worker).
@@ -20,13 +20,15 @@ from deepvib.training.distribute import local_devices  # noqa: E402
 from deepvib.training.trainer import train  # noqa: E402
 
 
-class LossTrajectory(keras.callbacks.Callback):
+class BatchLogs(keras.callbacks.Callback):
+    """The logs Keras reports after every training step (running means of the metrics)."""
+
     def __init__(self):
         super().__init__()
-        self.losses = []
+        self.steps = []
 
     def on_train_batch_end(self, batch, logs=None):
-        self.losses.append({k: float(v) for k, v in logs.items()})
+        self.steps.append({k: float(v) for k, v in logs.items()})
 
 
 def main(strategy: str, model: str, output_dir: str) -> None:
@@ -42,9 +44,9 @@ def main(strategy: str, model: str, output_dir: str) -> None:
         learning_rate=1e-3, adam_beta1=0.9, lr_decay_rate=1.0, jit_compile=False, seed=7,
         strategy=strategy,
     )
-    trajectory = LossTrajectory()
-    metrics = train(config, log=lambda _: None, callbacks=[trajectory])
-    print("RESULT " + json.dumps({"losses": trajectory.losses, "metrics": metrics,
+    batch_logs = BatchLogs()
+    metrics = train(config, log=lambda _: None, callbacks=[batch_logs])
+    print("RESULT " + json.dumps({"steps": batch_logs.steps, "metrics": metrics,
                                   "local_devices": len(local_devices())}))
 
 
