@@ -12,7 +12,8 @@ In one run, side by side:
                no tf.function), the baseline a newcomer would write first.
 Each row reports ms per step, the model's FLOPs per step (forward + backward = 3x the forward
 matmuls) divided by the time, and that as a fraction of the measured matmul throughput.
-`pipeline_stall` compares fit_xla fed by tf.data with the same step on one constant batch.
+`pipeline_stall` compares fit_xla fed by tf.data with the same step on one constant batch;
+`fit_xla_constant_batch_no_ema` drops the weight moving average (`--ema_decay=0`).
 
 Usage: python benchmarks/bench_train_step.py [--steps 300] [--out runs/bench_train_step.json]
 """
@@ -20,6 +21,7 @@ Usage: python benchmarks/bench_train_step.py [--steps 300] [--out runs/bench_tra
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import pathlib
@@ -93,17 +95,19 @@ def fake_split(n: int) -> Split:
                  rng.integers(0, 10, n).astype(np.int64))
 
 
-def compiled_model(jit_compile: bool):
-    model = build_model(CONFIG)
+def compiled_model(jit_compile: bool, config: ModelConfig = CONFIG):
+    model = build_model(config)
     optimizer = keras.optimizers.Adam(1e-4, beta_1=0.5)
     optimizer.build(model.trainable_variables)
     model.compile(optimizer=optimizer, jit_compile=jit_compile)
     return model
 
 
-def time_fit_steps(jit_compile: bool, steps: int, constant_batch: bool = False) -> float:
+def time_fit_steps(
+    jit_compile: bool, steps: int, constant_batch: bool = False, config: ModelConfig = CONFIG
+) -> float:
     """Seconds per step of Keras' train function (the one model.fit runs)."""
-    model = compiled_model(jit_compile)
+    model = compiled_model(jit_compile, config)
     if constant_batch:
         split = fake_split(BATCH)
         ds = tf.data.Dataset.from_tensors((split.images, split.labels)).repeat()
@@ -165,6 +169,9 @@ def main(argv: list[str] | None = None) -> None:
         "fit_graph": time_fit_steps(False, args.steps),
         "eager": time_eager_steps(args.eager_steps),
         "fit_xla_constant_batch": time_fit_steps(True, args.steps, constant_batch=True),
+        "fit_xla_constant_batch_no_ema": time_fit_steps(
+            True, args.steps, constant_batch=True,
+            config=dataclasses.replace(CONFIG, ema_decay=0.0)),
     }
     peak_again = matmul_gflops()  # bracket the runs: the machine may be shared
     matmul = max(peak, peak_again)
