@@ -1,16 +1,25 @@
-"""Throughput of the Carlini & Wagner (2017) L2 attack step on a VIB-shaped model (CPU).
+"""Throughput of the Carlini & Wagner (2017) L2 attack on a 12-sample VIB model (CPU).
 
-The model mirrors Alemi et al. (2017, section 4.2): MLP encoder 784-1024-1024 (ReLU) to a
-256-d Gaussian (mean, softplus(rho - 5) std), 12 reparameterised samples, Dense(10) decoder,
-logits = log of the mean softmax over the samples. Weights are random (timing only).
+The attacked model is Alemi et al. (2017, section 4.2): MLP encoder 784-1024-1024 (ReLU) to a
+256-d Gaussian, Dense(10) decoder, scores = log of the mean softmax over 12 posterior samples.
+By default it is `deepvib`'s own VIB classifier with random weights (timing only); `--model_dir`
+attacks a trained run instead.
 
-Compares, in one run, three ways of running the same CW iteration (forward, loss, gradient,
-Adam update, best-so-far bookkeeping, abort check) on a whole batch:
-  while_loop: the attack's own driver, a tf.function-compiled tf.while_loop over iterations;
-  step:       one tf.function call per iteration from a Python loop;
-  eager:      the iteration run eagerly.
+One run compares, on the same pool of `batch` examples with every slot busy (abort-early off),
+the attack's own iteration loop (forward pass, loss, input gradient, Adam update, best-so-far
+bookkeeping, abort check, binary-search bookkeeping) run
+  xla:   as one XLA-compiled tf.while_loop (what `cw_l2` uses),
+  graph: as the same loop in a plain tf.function,
+  eager: eagerly, op by op;
+and two ways of drawing the 12-sample predictive:
+  logit: 12 draws of the logits' 10-d Gaussian (`deepvib.models.logit_gaussian`, the default),
+  z:     12 draws of z (256-d) decoded by the Dense layer (`VIBClassifier.predictive_log_probs`),
+plus the posterior mean alone (no sampling), the cost of the network by itself.
 
-Usage: python benchmarks/bench_attack.py [--batch-sizes 100 1000] [--out runs/bench_attack.json]
+`--record attack.json` adds the end-to-end numbers of a finished `bin/attack` run (wall time,
+iterations actually run per example, achieved throughput).
+
+Usage: python benchmarks/bench_attack.py [--batch-sizes 100 250] [--out runs/bench_attack.json]
 """
 
 from __future__ import annotations
@@ -29,144 +38,148 @@ import tf_keras as keras
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
+from deepvib.models import ModelConfig, build_model  # noqa: E402
+from deepvib.models.logit_gaussian import LogitSpacePredictive  # noqa: E402
+from deepvib.training import run_dir  # noqa: E402
 from third_party.cleverhans_tf2 import CarliniWagnerL2  # noqa: E402
+from third_party.cleverhans_tf2.carlini_wagner_l2 import _Examples, to_tanh_space  # noqa: E402
 
 NUM_SAMPLES = 12
-BOTTLENECK = 256
-FULL_CW_IMAGES = 1000
-FULL_CW_STEPS = 9
-FULL_CW_ITERATIONS = 10_000
+FULL_CW = {"images": 1000, "binary_search_steps": 9, "max_iterations": 10_000}
+MODES = ("xla", "graph", "eager")
 
 
-def vib_logits_fn(seed: int = 0):
-    """log mean_s softmax(decoder(z_s)), z_s ~ N(mu(x), softplus(rho(x) - 5)^2)."""
-    keras.utils.set_random_seed(seed)
-    encoder = keras.Sequential([
-        keras.layers.Flatten(),
-        keras.layers.Dense(1024, activation="relu"),
-        keras.layers.Dense(1024, activation="relu"),
-        keras.layers.Dense(2 * BOTTLENECK),
-    ])
-    decoder = keras.layers.Dense(10)
-
-    def logits_fn(x: tf.Tensor) -> tf.Tensor:
-        mu, rho = tf.split(encoder(x), 2, axis=-1)
-        std = tf.nn.softplus(rho - 5.0)
-        eps = tf.random.normal([NUM_SAMPLES, *mu.shape])
-        log_probs = tf.nn.log_softmax(decoder(mu + std * eps), axis=-1)
-        return tf.reduce_logsumexp(log_probs, axis=0) - np.log(NUM_SAMPLES)
-
-    logits_fn(tf.zeros([1, 28, 28, 1]))  # build the layers
-    return logits_fn
+def load_vib(model_dir: str | None):
+    if model_dir:
+        model, _ = run_dir.load_model(model_dir)
+        return model
+    keras.utils.set_random_seed(0)
+    return build_model(ModelConfig(model="vib", input_scaling="symmetric"))
 
 
-def prepared_attack(logits_fn, batch_size: int, compile: bool) -> CarliniWagnerL2:
-    """An attack whose state holds one batch, ready for the first binary-search step."""
-    attack = CarliniWagnerL2(logits_fn, (28, 28, 1), 10, batch_size=batch_size,
-                             abort_early=False, compile=compile)
+def scores_fns(model) -> dict:
+    return {
+        "logit": LogitSpacePredictive(model, NUM_SAMPLES, seed=0),
+        "z": lambda x: model.predictive_log_probs(x, NUM_SAMPLES),
+        "mean": lambda x: model.predictive_log_probs(x, 0),
+    }
+
+
+def seconds_per_iteration(scores_fn, mode: str, batch: int, iterations: int) -> float:
+    """Seconds per iteration of the attack's loop on a full pool (after a compiling call)."""
+    attack = CarliniWagnerL2(scores_fn, (28, 28, 1), 10, batch_size=batch, abort_early=False,
+                             compile=mode != "eager", jit_compile=mode == "xla")
     rng = np.random.default_rng(0)
-    x = rng.uniform(0.0, 1.0, size=(batch_size, 28, 28, 1)).astype(np.float32)
-    attack._load(x, rng.integers(0, 10, size=batch_size))
-    attack.const.assign(tf.fill([batch_size], 1e-3))
-    attack.active.assign(tf.ones([batch_size], tf.bool))
-    return attack
-
-
-def time_mode(mode: str, logits_fn, batch_size: int, iterations: int) -> float:
-    """Seconds per iteration (after one warm-up call that compiles)."""
-    attack = prepared_attack(logits_fn, batch_size, compile=mode == "while_loop")
-    if mode == "while_loop":
-        def run(n: int) -> None:
-            attack._run(tf.constant(n, tf.int32))
-    else:
-        step = tf.function(attack._iteration) if mode == "step" else attack._iteration
-
-        def run(n: int) -> None:
-            for _ in range(n):
-                step()
-    run(2)
-    _ = attack.modifier.numpy()
+    x = rng.uniform(size=(batch, 28, 28, 1)).astype(np.float32)
+    data = _Examples(x, to_tanh_space(tf.constant(x), 0.0, 1.0).numpy(),
+                     np.eye(10, dtype=np.float32)[rng.integers(0, 10, batch)])
+    pool = attack.pool(batch)
+    pool.load(np.arange(batch), np.arange(batch), data)
+    pool.run(tf.constant(2))
+    _ = pool.modifier.numpy()
     start = time.perf_counter()
-    run(iterations)
-    _ = attack.modifier.numpy()  # wait for asynchronous work
+    ran = int(pool.run(tf.constant(iterations)))
+    _ = pool.modifier.numpy()  # wait for asynchronous work
+    assert ran == iterations, (ran, iterations)
     return (time.perf_counter() - start) / iterations
 
 
-def measure(batch_sizes: list[int], iterations: int, eager_iterations: int) -> list[dict]:
-    logits_fn = vib_logits_fn()
+def measure(model, batch_sizes: list[int], iterations: int, eager_iterations: int) -> list[dict]:
+    fns = scores_fns(model)
     rows = []
     for batch in batch_sizes:
-        timings = {
-            "while_loop": time_mode("while_loop", logits_fn, batch, iterations),
-            "step": time_mode("step", logits_fn, batch, iterations),
-            "eager": time_mode("eager", logits_fn, batch, eager_iterations),
-        }
-        row = {"batch_size": batch}
-        for mode, seconds in timings.items():
-            row[f"{mode}_s_per_iter"] = seconds
-            row[f"{mode}_img_iter_per_s"] = batch / seconds
-        row["while_loop_vs_eager"] = timings["eager"] / timings["while_loop"]
-        row["step_vs_eager"] = timings["eager"] / timings["step"]
+        row: dict = {"batch_size": batch}
+        for sampling in ("logit", "z", "mean"):
+            modes = MODES if sampling != "mean" else ("xla",)
+            for mode in modes:
+                n = eager_iterations if mode == "eager" else iterations
+                s = seconds_per_iteration(fns[sampling], mode, batch, n)
+                row[f"{sampling}_{mode}_img_iter_per_s"] = batch / s
+                print(f"batch {batch} {sampling:5s} {mode:5s}: {batch / s:9,.0f} img·it/s",
+                      flush=True)
+        for sampling in ("logit", "z"):
+            xla = row[f"{sampling}_xla_img_iter_per_s"]
+            row[f"{sampling}_xla_vs_eager"] = xla / row[f"{sampling}_eager_img_iter_per_s"]
+            row[f"{sampling}_xla_vs_graph"] = xla / row[f"{sampling}_graph_img_iter_per_s"]
         rows.append(row)
     return rows
 
 
-def extrapolate(rows: list[dict], fraction_run: float) -> dict:
-    """Hours for untargeted CW on 1000 images at C&W defaults, best measured throughput."""
-    best = max(r["while_loop_img_iter_per_s"] for r in rows)
-    worst_case = FULL_CW_IMAGES * FULL_CW_STEPS * FULL_CW_ITERATIONS / best
+def summarize_record(path: pathlib.Path) -> dict:
+    """Wall time and iterations of a finished bin/attack CW run."""
+    record = json.loads(path.read_text())
+    iterations = np.asarray(record["per_example"]["iterations"], np.int64)
+    params = record["params"]
+    budget = params["binary_search_steps"] * params["max_iterations"]
     return {
-        "images": FULL_CW_IMAGES,
-        "binary_search_steps": FULL_CW_STEPS,
-        "max_iterations": FULL_CW_ITERATIONS,
-        "img_iter_per_s": best,
-        "hours_if_no_abort": worst_case / 3600,
-        "assumed_fraction_of_iterations_run": fraction_run,
-        "hours_with_abort_early": worst_case * fraction_run / 3600,
+        "record": str(path),
+        "run_name": record["run_name"],
+        "experiment": record["experiment"],
+        "images": len(iterations),
+        "cw_batch_size": params["cw_batch_size"],
+        "seconds": record["seconds"],
+        "minutes": record["seconds"] / 60,
+        "total_iterations": int(iterations.sum()),
+        "mean_iterations_per_image": float(iterations.mean()),
+        "min_iterations_per_image": int(iterations.min()),
+        "max_iterations_per_image": int(iterations.max()),
+        "fraction_of_budget": float(iterations.mean() / budget),
+        "achieved_img_iter_per_s": float(iterations.sum() / record["seconds"]),
+        "success_rate": record["summary"]["success_rate"],
     }
 
 
-def markdown(rows: list[dict], extra: dict) -> str:
+def markdown(rows: list[dict], end_to_end: dict | None) -> str:
     lines = [
-        "| batch | while_loop img·it/s | step img·it/s | eager img·it/s "
-        "| while_loop / eager | step / eager |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| batch | sampling | XLA img·it/s | graph img·it/s | eager img·it/s | XLA / eager "
+        "| XLA / graph |",
+        "|---:|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        lines.append(
-            f"| {r['batch_size']} | {r['while_loop_img_iter_per_s']:,.0f} "
-            f"| {r['step_img_iter_per_s']:,.0f} | {r['eager_img_iter_per_s']:,.0f} "
-            f"| {r['while_loop_vs_eager']:.2f}x | {r['step_vs_eager']:.2f}x |"
-        )
-    lines.append("")
-    lines.append(
-        f"Full untargeted CW, {extra['images']} images x {extra['binary_search_steps']} steps "
-        f"x {extra['max_iterations']:,} iterations at {extra['img_iter_per_s']:,.0f} img·it/s: "
-        f"{extra['hours_if_no_abort']:.1f} h without early abort; "
-        f"{extra['hours_with_abort_early']:.1f} h if abort-early leaves "
-        f"{extra['assumed_fraction_of_iterations_run']:.0%} of the iterations."
-    )
+        b = r["batch_size"]
+        for s in ("logit", "z"):
+            lines.append(
+                f"| {b} | {s} | {r[f'{s}_xla_img_iter_per_s']:,.0f} "
+                f"| {r[f'{s}_graph_img_iter_per_s']:,.0f} | {r[f'{s}_eager_img_iter_per_s']:,.0f} "
+                f"| {r[f'{s}_xla_vs_eager']:.1f}x | {r[f'{s}_xla_vs_graph']:.2f}x |")
+        lines.append(f"| {b} | none (posterior mean) | {r['mean_xla_img_iter_per_s']:,.0f} "
+                     "| | | | |")
+    if end_to_end:
+        e = end_to_end
+        lines += [
+            "",
+            f"End to end ({e['run_name']}, {e['experiment']}, {e['images']} images, pool "
+            f"{e['cw_batch_size']}): {e['minutes']:.1f} min, {e['total_iterations']:,} "
+            f"image-iterations ({e['mean_iterations_per_image']:,.0f} per image, "
+            f"{e['fraction_of_budget']:.1%} of the 90,000 budget; min "
+            f"{e['min_iterations_per_image']:,}, max {e['max_iterations_per_image']:,}), "
+            f"{e['achieved_img_iter_per_s']:,.0f} img·it/s achieved.",
+        ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[100, 1000])
-    parser.add_argument("--iterations", type=int, default=30)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[100, 250])
+    parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--eager-iterations", type=int, default=10)
-    parser.add_argument("--abort-fraction", type=float, default=0.3,
-                        help="assumed fraction of iterations run with abort-early")
+    parser.add_argument("--model_dir", default=None, help="a trained VIB run (default: random)")
+    parser.add_argument("--record", type=pathlib.Path, default=None,
+                        help="a bin/attack attack.json to summarise end to end")
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/bench_attack.json"))
     args = parser.parse_args(argv)
-    rows = measure(args.batch_sizes, args.iterations, args.eager_iterations)
-    extra = extrapolate(rows, args.abort_fraction)
-    print(markdown(rows, extra))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    model = load_vib(args.model_dir)
+    rows = measure(model, args.batch_sizes, args.iterations, args.eager_iterations)
+    end_to_end = summarize_record(args.record) if args.record else None
+    print(markdown(rows, end_to_end))
     env = {"tensorflow": tf.__version__, "cpu_count": os.cpu_count(),
-           "platform": platform.platform(), "gpus": len(tf.config.list_physical_devices("GPU"))}
-    args.out.write_text(json.dumps({"rows": rows, "full_cw": extra, "env": env,
-                                    "args": {k: str(v) for k, v in vars(args).items()}},
-                                   indent=2))
+           "platform": platform.platform(), "gpus": len(tf.config.list_physical_devices("GPU")),
+           "load_average": os.getloadavg()}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"rows": rows, "end_to_end": end_to_end, "env": env,
+                               "args": {k: str(v) for k, v in vars(args).items()}}, indent=2))
+    tmp.replace(args.out)
     print(f"\nwrote {args.out}")
 
 

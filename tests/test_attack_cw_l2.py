@@ -138,6 +138,38 @@ def test_examples_do_not_mix_across_batches() -> None:
     np.testing.assert_allclose(np.sqrt(batched.l2_squared) / distance, 1.0, atol=0.03)
 
 
+def test_pool_refills_and_compacts_without_changing_results() -> None:
+    """40 examples through a pool of 16 slots: finished slots are refilled, the pool is
+    halved once the queue is empty, and every example ends as if attacked alone."""
+    logits_fn, x, labels, distance, _ = binary_problem(n=40)
+    attack = CarliniWagnerL2(logits_fn, SHAPE, 2, batch_size=16, **FAST)
+    progress: list[tuple[int, int]] = []
+    pooled = attack.attack(x, labels, on_progress=lambda done, found: progress.append(
+        (done, found)))
+    assert sorted(attack._pools) == [8, 16]  # compacted from 16 to 8 slots
+    assert progress[-1] == (40, 40) and [d for d, _ in progress] == sorted(
+        d for d, _ in progress)
+    single = CarliniWagnerL2(logits_fn, SHAPE, 2, batch_size=1, **FAST)
+    for i in (0, 17, 39):
+        alone = single.attack(x[i : i + 1], labels[i : i + 1])
+        np.testing.assert_allclose(alone.l2_squared, pooled.l2_squared[i], rtol=1e-3)
+        np.testing.assert_allclose(alone.best_const, pooled.best_const[i], rtol=1e-6)
+        np.testing.assert_array_equal(alone.iterations, pooled.iterations[i])
+    np.testing.assert_allclose(np.sqrt(pooled.l2_squared) / distance, 1.0, atol=0.03)
+
+
+def test_iterations_count_every_search_step() -> None:
+    """Without early abort each example runs steps x max_iterations; with it, every step runs
+    at least max_iterations / 10 + 1 iterations (its first possible abort check)."""
+    logits_fn, x, labels, _, _ = binary_problem(n=3)
+    short = {"max_iterations": 50, "binary_search_steps": 4}
+    full = CarliniWagnerL2(logits_fn, SHAPE, 2, abort_early=False, **short).attack(x, labels)
+    np.testing.assert_array_equal(full.iterations, 4 * 50)
+    early = CarliniWagnerL2(logits_fn, SHAPE, 2, **short).attack(x, labels)
+    assert (early.iterations >= 4 * 6).all() and (early.iterations <= 4 * 50).all()
+    assert (early.iterations < 4 * 50).any()
+
+
 def box_constrained_minimum(x: np.ndarray, g: np.ndarray, margin: np.ndarray) -> np.ndarray:
     """Exact min ||d|| s.t. margin + g.d <= 0, 0 <= x + d <= 1 (KKT: d = clip(-lam g))."""
     out = []

@@ -37,7 +37,8 @@ def cw_l2(
     clip_min: float = 0.0,
     clip_max: float = 1.0,
     compile: bool = True,
-    on_batch: Callable[[int, np.ndarray], None] | None = None,
+    jit_compile: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, AttackResult]:
     """Carlini-Wagner L2 attack (untargeted if `targets is None`, else targeted).
 
@@ -52,15 +53,19 @@ def cw_l2(
     is returned. Defaults are Carlini & Wagner's.
 
     Args:
-        logits_fn: maps a float32 batch [batch_size, *image_shape] in [clip_min, clip_max] to
-            [batch_size, C] logits. It is called on batches of exactly `batch_size` (the last
-            batch is padded), inside a `tf.function`; it may be stochastic (e.g. a VIB
-            model's log mean softmax over posterior samples).
+        logits_fn: maps a float32 batch [n, *image_shape] in [clip_min, clip_max] to
+            [n, C] logits. Inside the attack it is called on the pool of `batch_size` examples
+            optimised together (idle slots included), inside a `tf.function` that is
+            XLA-compiled if `jit_compile` and the function allows it; it may be stochastic
+            (e.g. a VIB model's log mean softmax over posterior samples).
         images: [N, *image_shape] values in [clip_min, clip_max].
         labels: [N] true class ids.
         targets: [N] target class ids (each != its label) for a targeted attack, or None.
-        on_batch: called as `on_batch(examples_done, found)` after each batch of the search
-            (`found`: whether the search found an adversarial, per example so far).
+        batch_size: examples optimised together. Each has its own search state; a finished
+            example's slot is refilled at once, so no example waits for another.
+        compile / jit_compile: run the iteration loop as a `tf.function` / XLA-compile it.
+        on_progress: called as `on_progress(examples_finished, adversarials_found)` whenever
+            examples finish their search.
 
     Returns:
         (adversarial, result): float32 images of the input shape, and an `AttackResult` whose
@@ -94,9 +99,9 @@ def cw_l2(
     attack = CarliniWagnerL2(
         logits_fn, x.shape[1:], num_classes, targeted=targets is not None,
         clip_min=clip_min, clip_max=clip_max, abort_early=abort_early, compile=compile,
-        **{**params, "batch_size": batch},
+        jit_compile=jit_compile, **{**params, "batch_size": batch},
     )
-    raw = attack.attack(x, labels if targets is None else targets, on_batch=on_batch)
+    raw = attack.attack(x, labels if targets is None else targets, on_progress=on_progress)
     adversarial = np.clip(raw.adversarial, clip_min, clip_max).astype(np.float32)
     if targets is None:
         already_wrong = np.argmax(clean_logits, axis=1) != labels
@@ -104,7 +109,8 @@ def cw_l2(
 
     predicted = np.argmax(v.evaluate_logits(logits_fn, adversarial, batch), 1)
     params.update(abort_early=abort_early, clip_min=clip_min, clip_max=clip_max)
-    result = AttackResult.from_images("cw_l2", x, adversarial, labels, predicted, targets, params)
+    result = AttackResult.from_images("cw_l2", x, adversarial, labels, predicted, targets, params,
+                                      iterations=raw.iterations)
     return adversarial.reshape(np.shape(images)), result
 
 

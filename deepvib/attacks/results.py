@@ -33,6 +33,8 @@ class AttackResult:
         returned adversarial images.
     l0, l2, linf: norms of the perturbation (adversarial - original).
     predicted: class of the returned adversarial image.
+    iterations: optimisation iterations spent on each example (iterative attacks that report
+        it, e.g. CW with early abort), else None.
     """
 
     attack: str
@@ -44,6 +46,7 @@ class AttackResult:
     l2: np.ndarray
     linf: np.ndarray
     params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    iterations: np.ndarray | None = None
 
     @classmethod
     def from_images(
@@ -55,13 +58,15 @@ class AttackResult:
         predicted: np.ndarray,
         targets: np.ndarray | None = None,
         params: dict[str, Any] | None = None,
+        iterations: np.ndarray | None = None,
     ) -> AttackResult:
         """Build a result: success from `predicted` vs labels/targets, norms from the images."""
         success = predicted != labels if targets is None else predicted == targets
         l0, l2, linf = perturbation_norms(images, adversarial)
         return cls(attack, np.asarray(labels), None if targets is None else np.asarray(targets),
                    np.asarray(success, bool), np.asarray(predicted), l0, l2, linf,
-                   dict(params or {}))
+                   dict(params or {}),
+                   None if iterations is None else np.asarray(iterations, np.int64))
 
     @property
     def targeted(self) -> bool:
@@ -83,6 +88,8 @@ class AttackResult:
             values = getattr(self, name)[ok].astype(np.float64)
             out[f"mean_{name}"] = float(values.mean()) if values.size else float("nan")
             out[f"median_{name}"] = float(np.median(values)) if values.size else float("nan")
+        if self.iterations is not None:
+            out["total_iterations"] = int(self.iterations.sum())
         return out
 
     def to_json_dict(self) -> dict[str, Any]:
@@ -96,6 +103,8 @@ class AttackResult:
             "l2": self.l2.tolist(),
             "linf": self.linf.tolist(),
         }
+        if self.iterations is not None:
+            per_example["iterations"] = self.iterations.tolist()
         return {"summary": self.summary(), "params": _jsonable(self.params),
                 "per_example": per_example}
 

@@ -9,28 +9,34 @@ replaced:
 
 * one constant c per example (upstream: c has the input's shape and mixes examples, #1205);
 * `targeted` is honoured (upstream derives it from whether labels were given, #1228);
-* labels are batched together with the images (upstream: #1241); the last batch is padded so
-  the compiled step never retraces;
+* labels travel with their images (upstream: #1241);
 * the confidence kappa is applied to the label/target logit only (upstream shifts every logit,
   so kappa never changes the success check);
 * the binary search uses this binary-search step's success (upstream uses the best-ever
   score and multiplies the constant of successful examples by 10 after halving it);
-* Adam (TF1 `AdamOptimizer` maths, as in C&W's code) is implemented on per-batch state that is
-  reset for every binary-search step (upstream: one Keras optimizer shared across batches whose
-  `variables()` call fails under Keras 3);
-* early abort is decided per example (an example stops when its own loss has not decreased by
-  more than 0.01% over max_iterations/10 iterations), so results do not depend on which other
-  examples share the batch;
+* Adam (TF1 `AdamOptimizer` maths, as in C&W's code) is implemented on per-example state that
+  is reset for every binary-search step (upstream: one Keras optimizer shared across batches
+  whose `variables()` call fails under Keras 3);
+* early abort is decided per example (an example's binary-search step ends when its own loss
+  has not decreased by more than 0.01% over max_iterations/10 iterations), so results do not
+  depend on which other examples are optimised alongside;
 * the defaults are C&W's (9 binary-search steps, 10,000 iterations, lr 1e-2, c0 1e-3).
 
-The per-iteration step (forward pass, loss, gradient, Adam update, best-so-far bookkeeping and
-the abort check) runs on the whole batch inside one `tf.function`-compiled `tf.while_loop` over
-a chunk of iterations; between chunks Python only reads whether any example is still active.
+Scheduling (not in upstream). The attack optimises a pool of `batch_size` slots, each holding
+one example with its own binary-search state, constant, Adam state and iteration counter. One
+iteration (forward pass, loss, input gradient, Adam update, best-so-far bookkeeping, abort
+check and, for the slots whose binary-search step just ended, C&W's constant update and reset)
+runs on the whole pool inside one `tf.function`-compiled `tf.while_loop` (XLA-compiled when the
+model allows). The loop returns to Python only when some example has finished all its
+binary-search steps; its slot is then refilled with the next example. A slot therefore never
+waits for a slower neighbour, and when no examples are left to load the pool is compacted to
+half its size whenever at most half of it is busy.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable
 
 import numpy as np
@@ -38,12 +44,14 @@ import tensorflow as tf
 from cleverhans.tf2.attacks.carlini_wagner_l2 import clip_tanh, l2
 
 LogitsFn = Callable[[tf.Tensor], tf.Tensor]
+Progress = Callable[[int, int], None]
 
 _ADAM_BETA1 = 0.9
 _ADAM_BETA2 = 0.999
 _ADAM_EPSILON = 1e-8
 _NO_BOUND = 1e10
 _TANH_SHRINK = 0.999999
+_MIN_COMPACT_SIZE = 8  # pools are not shrunk below this many slots
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,12 +63,14 @@ class CWOutput:
         that iteration, with the confidence margin).
     l2_squared: squared L2 distance of `adversarial` as tracked during the search.
     best_const: smallest constant c for which an adversarial was found (1e10 if none).
+    iterations: optimisation iterations run on the example, over all binary-search steps.
     """
 
     adversarial: np.ndarray
     found: np.ndarray
     l2_squared: np.ndarray
     best_const: np.ndarray
+    iterations: np.ndarray
 
 
 def to_tanh_space(x: tf.Tensor, clip_min: float, clip_max: float) -> tf.Tensor:
@@ -82,30 +92,204 @@ def margin_to_success(logits: tf.Tensor, onehot: tf.Tensor, targeted: bool) -> t
     return other - real if targeted else real - other
 
 
-def next_constants(
-    const: np.ndarray, lower: np.ndarray, upper: np.ndarray, success: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def next_constants(const, lower, upper, success):
     """One per-example binary-search update of C&W (returns const, lower, upper).
 
     Success: upper <- min(upper, c), c <- (lower + upper) / 2.  Failure: lower <- max(lower, c),
     c <- (lower + upper) / 2 if an upper bound is known, else c <- 10 c.
+    Works on NumPy arrays and on tensors.
     """
-    upper = np.where(success, np.minimum(upper, const), upper)
-    lower = np.where(success, lower, np.maximum(lower, const))
-    const = np.where(upper < 1e9, (lower + upper) / 2.0, const * 10.0)
+    where, minimum, maximum = (
+        (np.where, np.minimum, np.maximum) if isinstance(const, np.ndarray)
+        else (tf.where, tf.minimum, tf.maximum))
+    upper = where(success, minimum(upper, const), upper)
+    lower = where(success, lower, maximum(lower, const))
+    const = where(upper < 1e9, (lower + upper) / 2.0, const * 10.0)
     return const, lower, upper
 
 
+class _Pool:
+    """The state of `size` slots; slot i optimises example `example[i]` (-1: empty)."""
+
+    def __init__(self, attack: CarliniWagnerL2, size: int) -> None:
+        self.attack = attack
+        self.size = size
+        image = (size, *attack.input_shape)
+
+        def var(shape, dtype=tf.float32, fill=0):
+            return tf.Variable(tf.fill(shape, tf.cast(fill, dtype)), trainable=False)
+
+        # Per example (loaded with it).
+        self.x_orig, self.x_tanh, self.best_adv = var(image), var(image), var(image)
+        self.onehot = var((size, attack.num_classes))
+        self.const, self.lower = var((size,), fill=attack.initial_const), var((size,))
+        self.upper, self.best_const = var((size,), fill=_NO_BOUND), var((size,), fill=_NO_BOUND)
+        self.best_l2 = var((size,), fill=_NO_BOUND)
+        self.step = var((size,), tf.int32)
+        self.spent = var((size,), tf.int32)
+        self.example = var((size,), tf.int32, fill=-1)
+        self.finished = var((size,), tf.bool, fill=False)
+        # Per binary-search step (reset when a step ends).
+        self.modifier, self.adam_m, self.adam_v = var(image), var(image), var(image)
+        self.iteration = var((size,), tf.int32)
+        self.step_success = var((size,), tf.bool, fill=False)
+        self.prev_loss = var((size,), fill=np.inf)
+        self.run = attack.compiled(self._run_chunk)
+
+    def variables(self) -> dict[str, tf.Variable]:
+        return {k: v for k, v in vars(self).items() if isinstance(v, tf.Variable)}
+
+    # ----------------------------------------------------------------- compiled loop
+    def _run_chunk(self, n: tf.Tensor) -> tf.Tensor:
+        """Up to `n` iterations; stops early once an example has finished its search or no
+        slot is busy. Returns the number of iterations run."""
+
+        def keep_going(i):
+            return (i < n) & ~tf.reduce_any(self.finished) & tf.reduce_any(self._busy())
+
+        def body(i):
+            self._iteration()
+            return (i + 1,)
+
+        (done,) = tf.while_loop(keep_going, body, (tf.constant(0),))
+        return done
+
+    def _busy(self) -> tf.Tensor:
+        return (self.example >= 0) & ~self.finished
+
+    def _iteration(self) -> None:
+        """One C&W iteration on every busy slot."""
+        a = self.attack
+        busy = self._busy()
+        with tf.GradientTape() as tape:
+            tape.watch(self.modifier)
+            x_new = clip_tanh(self.modifier + self.x_tanh, a.clip_min, a.clip_max)
+            logits = a.model_fn(x_new)
+            l2_squared = l2(x_new, self.x_orig)
+            margin = margin_to_success(logits, self.onehot, a.targeted)
+            # C&W's code form max(margin + kappa, 0): same gradient as max(margin, -kappa),
+            # and non-negative, which keeps the relative early-abort test meaningful.
+            loss_per_example = l2_squared + self.const * tf.maximum(margin + a.confidence, 0.0)
+            loss = tf.reduce_sum(tf.where(busy, loss_per_example, 0.0))
+        grad = tape.gradient(loss, self.modifier)
+        self._record(x_new, l2_squared, busy & (margin < -a.confidence))
+        self._adam_update(grad, busy)
+        stalled = self._abort_check(loss_per_example, busy)
+        self.iteration.assign(self.iteration + tf.cast(busy, tf.int32))
+        self.spent.assign(self.spent + tf.cast(busy, tf.int32))
+        self._end_steps(busy & (stalled | (self.iteration >= a.max_iterations)))
+
+    def _record(self, x_new: tf.Tensor, l2_squared: tf.Tensor, success: tf.Tensor) -> None:
+        self.step_success.assign(self.step_success | success)
+        improved = success & (l2_squared < self.best_l2)
+        self.best_l2.assign(tf.where(improved, l2_squared, self.best_l2))
+        self.best_adv.assign(tf.where(self._expand(improved), x_new, self.best_adv))
+
+    def _adam_update(self, grad: tf.Tensor, busy: tf.Tensor) -> None:
+        t = tf.cast(self.iteration + 1, tf.float32)  # Adam restarts at every search step
+        lr_t = self.attack.learning_rate * tf.sqrt(1.0 - _ADAM_BETA2**t) / (1.0 - _ADAM_BETA1**t)
+        mask = self._expand(busy)
+        m = _ADAM_BETA1 * self.adam_m + (1.0 - _ADAM_BETA1) * grad
+        v = _ADAM_BETA2 * self.adam_v + (1.0 - _ADAM_BETA2) * tf.square(grad)
+        step = self._expand(lr_t) * m / (tf.sqrt(v) + _ADAM_EPSILON)
+        self.adam_m.assign(tf.where(mask, m, self.adam_m))
+        self.adam_v.assign(tf.where(mask, v, self.adam_v))
+        self.modifier.assign(tf.where(mask, self.modifier - step, self.modifier))
+
+    def _abort_check(self, loss_per_example: tf.Tensor, busy: tf.Tensor) -> tf.Tensor:
+        """C&W's early abort, per example: every max_iterations/10 iterations of a search step,
+        stop the step if the loss is not below 99.99% of its value at the previous check."""
+        if not self.attack.abort_early:
+            return tf.zeros_like(busy)
+        check = busy & tf.equal(self.iteration % self.attack.check_every, 0)
+        stalled = check & (loss_per_example > self.prev_loss * 0.9999)
+        self.prev_loss.assign(tf.where(check, loss_per_example, self.prev_loss))
+        return stalled
+
+    def _end_steps(self, ended: tf.Tensor) -> None:
+        """C&W's binary-search update for the slots whose step ended; reset their step state."""
+        a = self.attack
+        success = self.step_success
+        self.best_const.assign(
+            tf.where(ended & success, tf.minimum(self.best_const, self.const), self.best_const))
+        const, lower, upper = next_constants(self.const, self.lower, self.upper, success)
+        step = self.step + tf.cast(ended, tf.int32)
+        if a.binary_search_steps >= 10:  # C&W's "repeat": last step at the best upper bound
+            const = tf.where(step == a.binary_search_steps - 1, upper, const)
+        self.const.assign(tf.where(ended, const, self.const))
+        self.lower.assign(tf.where(ended, lower, self.lower))
+        self.upper.assign(tf.where(ended, upper, self.upper))
+        self.step.assign(step)
+        self.finished.assign(self.finished | (ended & (step >= a.binary_search_steps)))
+        mask = self._expand(ended)
+        for v in (self.modifier, self.adam_m, self.adam_v):
+            v.assign(tf.where(mask, tf.zeros_like(v), v))
+        self.iteration.assign(tf.where(ended, 0, self.iteration))
+        self.step_success.assign(~ended & self.step_success)
+        self.prev_loss.assign(tf.where(ended, np.inf, self.prev_loss))
+
+    def _expand(self, per_slot: tf.Tensor) -> tf.Tensor:
+        return tf.reshape(per_slot, [-1] + [1] * len(self.attack.input_shape))
+
+    # ----------------------------------------------------------------- host-side slot moves
+    def load(self, slots: np.ndarray, examples: np.ndarray, data: _Examples) -> None:
+        """Start examples `examples` in slots `slots` (fresh search state)."""
+        a = self.attack
+        n = len(slots)
+        rows = {
+            "x_orig": data.x[examples], "x_tanh": data.x_tanh[examples],
+            "best_adv": data.x[examples], "onehot": data.onehot[examples],
+            "const": np.full(n, a.initial_const, np.float32), "lower": np.zeros(n, np.float32),
+            "upper": np.full(n, _NO_BOUND, np.float32),
+            "best_const": np.full(n, _NO_BOUND, np.float32),
+            "best_l2": np.full(n, _NO_BOUND, np.float32), "step": np.zeros(n, np.int32),
+            "spent": np.zeros(n, np.int32), "example": examples.astype(np.int32),
+            "finished": np.zeros(n, bool),
+            "iteration": np.zeros(n, np.int32), "step_success": np.zeros(n, bool),
+            "prev_loss": np.full(n, np.inf, np.float32),
+        }
+        zeros = np.zeros((n, *a.input_shape), np.float32)
+        rows.update(modifier=zeros, adam_m=zeros, adam_v=zeros)
+        self.set_rows(slots, rows)
+
+    def set_rows(self, slots: np.ndarray, rows: dict[str, np.ndarray]) -> None:
+        index = tf.constant(np.asarray(slots, np.int32)[:, None])
+        for name, values in rows.items():
+            var = getattr(self, name)
+            var.scatter_nd_update(index, tf.constant(values, var.dtype))
+
+    def get_rows(self, slots: np.ndarray) -> dict[str, np.ndarray]:
+        index = tf.constant(np.asarray(slots, np.int32))
+        return {name: tf.gather(var, index).numpy() for name, var in self.variables().items()}
+
+    def empty(self, slots: np.ndarray) -> None:
+        n = len(slots)
+        self.set_rows(slots, {"example": np.full(n, -1, np.int32),
+                              "finished": np.zeros(n, bool)})
+
+
+@dataclasses.dataclass
+class _Examples:
+    """Everything about the examples of one `attack` call, on the host."""
+
+    x: np.ndarray
+    x_tanh: np.ndarray
+    onehot: np.ndarray
+
+
 class CarliniWagnerL2:
-    """Batched Carlini-Wagner L2 attack on a fixed batch shape.
+    """Carlini-Wagner L2 attack on a pool of `batch_size` examples optimised together.
 
     Args:
-        model_fn: maps a float32 batch [batch_size, *input_shape] to logits [batch_size, C].
-            It may be stochastic; success is checked on the logits of each iteration.
+        model_fn: maps a float32 batch [n, *input_shape] to logits [n, C]; it is called on the
+            whole pool (`batch_size` rows, some of them idle) inside the compiled loop. It may
+            be stochastic; success is checked on the logits of each iteration.
         input_shape: shape of one image.
         num_classes: number of logits C.
         targeted: minimise distance to reach `y` (targets) instead of leaving `y` (labels).
         compile: run the iteration loop as a `tf.function` (False: eager, for benchmarks).
+        jit_compile: XLA-compile that loop (falls back to plain `tf.function`, with a
+            warning, if `model_fn` has operations XLA cannot compile).
     """
 
     def __init__(
@@ -125,6 +309,7 @@ class CarliniWagnerL2:
         initial_const: float = 1e-3,
         learning_rate: float = 1e-2,
         compile: bool = True,
+        jit_compile: bool = True,
     ) -> None:
         self.model_fn = model_fn
         self.input_shape = tuple(int(d) for d in input_shape)
@@ -139,147 +324,96 @@ class CarliniWagnerL2:
         self.confidence = float(confidence)
         self.initial_const = float(initial_const)
         self.learning_rate = float(learning_rate)
+        self.compile = bool(compile)
+        self.jit_compile = bool(jit_compile) and self.compile
         self.check_every = max(1, self.max_iterations // 10)
-        self._build_state()
-        self._run = tf.function(self._run_chunk) if compile else self._run_chunk
+        self._pools: dict[int, _Pool] = {}
 
-    def _build_state(self) -> None:
-        image = (self.batch_size, *self.input_shape)
-        per_example = (self.batch_size,)
+    def compiled(self, fn: Callable[[tf.Tensor], tf.Tensor]) -> Callable[[tf.Tensor], tf.Tensor]:
+        """`fn` as run by this attack: XLA, plain tf.function or eager."""
+        if not self.compile:
+            return fn
+        graph = tf.function(fn)
+        if not self.jit_compile:
+            return graph
+        xla = tf.function(fn, jit_compile=True)
+        chosen: list[Callable] = []
 
-        def var(shape: tuple[int, ...], dtype: tf.DType = tf.float32) -> tf.Variable:
-            return tf.Variable(tf.zeros(shape, dtype), trainable=False)
+        def run(n: tf.Tensor) -> tf.Tensor:
+            if not chosen:
+                try:
+                    out = xla(n)
+                except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as err:
+                    logging.warning("CW attack: XLA cannot compile the model (%s); running "
+                                    "the loop as a plain tf.function", str(err).splitlines()[0])
+                    chosen.append(graph)
+                    return graph(n)
+                chosen.append(xla)
+                return out
+            return chosen[0](n)
 
-        self.x_orig, self.x_tanh = var(image), var(image)
-        self.onehot = var((self.batch_size, self.num_classes))
-        self.modifier, self.adam_m, self.adam_v = var(image), var(image), var(image)
-        self.adam_t = var((), tf.float32)
-        self.iteration = var((), tf.int32)
-        self.const = var(per_example)
-        self.best_l2, self.best_adv = var(per_example), var(image)
-        self.step_success, self.active = var(per_example, tf.bool), var(per_example, tf.bool)
-        self.prev_loss = var(per_example)
+        return run
 
-    # ----------------------------------------------------------------- compiled step
-    def _iteration(self) -> None:
-        """One C&W iteration on the whole batch: loss, gradient, bookkeeping, Adam, abort."""
-        with tf.GradientTape() as tape:
-            tape.watch(self.modifier)
-            x_new = clip_tanh(self.modifier + self.x_tanh, self.clip_min, self.clip_max)
-            logits = self.model_fn(x_new)
-            l2_squared = l2(x_new, self.x_orig)
-            margin = margin_to_success(logits, self.onehot, self.targeted)
-            # C&W's code form max(margin + kappa, 0): same gradient as max(margin, -kappa),
-            # and non-negative, which keeps the relative early-abort test meaningful.
-            loss_per_example = l2_squared + self.const * tf.maximum(margin + self.confidence, 0.0)
-            loss = tf.reduce_sum(loss_per_example)
-        grad = tape.gradient(loss, self.modifier)
-        success = self.active & (margin < -self.confidence)
-        self._record(x_new, l2_squared, success)
-        self._adam_update(grad)
-        self._abort_check(loss_per_example)
-        self.iteration.assign_add(1)
-
-    def _record(self, x_new: tf.Tensor, l2_squared: tf.Tensor, success: tf.Tensor) -> None:
-        self.step_success.assign(self.step_success | success)
-        improved = success & (l2_squared < self.best_l2)
-        self.best_l2.assign(tf.where(improved, l2_squared, self.best_l2))
-        self.best_adv.assign(tf.where(self._expand(improved), x_new, self.best_adv))
-
-    def _adam_update(self, grad: tf.Tensor) -> None:
-        t = self.adam_t + 1.0
-        self.adam_t.assign(t)
-        mask = self._expand(self.active)
-        m = _ADAM_BETA1 * self.adam_m + (1.0 - _ADAM_BETA1) * grad
-        v = _ADAM_BETA2 * self.adam_v + (1.0 - _ADAM_BETA2) * tf.square(grad)
-        lr_t = self.learning_rate * tf.sqrt(1.0 - _ADAM_BETA2**t) / (1.0 - _ADAM_BETA1**t)
-        step = lr_t * m / (tf.sqrt(v) + _ADAM_EPSILON)
-        self.adam_m.assign(tf.where(mask, m, self.adam_m))
-        self.adam_v.assign(tf.where(mask, v, self.adam_v))
-        self.modifier.assign(tf.where(mask, self.modifier - step, self.modifier))
-
-    def _abort_check(self, loss_per_example: tf.Tensor) -> None:
-        if not self.abort_early:
-            return
-        check = tf.equal(self.iteration % self.check_every, 0)
-        stalled = check & (loss_per_example > self.prev_loss * 0.9999)
-        self.active.assign(self.active & ~stalled)
-        self.prev_loss.assign(tf.where(check, loss_per_example, self.prev_loss))
-
-    def _expand(self, mask: tf.Tensor) -> tf.Tensor:
-        return tf.reshape(mask, [-1] + [1] * len(self.input_shape))
-
-    def _run_chunk(self, n: tf.Tensor) -> tf.Tensor:
-        """Run `n` iterations; return whether any example is still active."""
-        for _ in tf.range(n):
-            self._iteration()
-        return tf.reduce_any(self.active)
+    def pool(self, size: int) -> _Pool:
+        if size not in self._pools:
+            self._pools[size] = _Pool(self, size)
+        return self._pools[size]
 
     # ----------------------------------------------------------------- Python driver
-    def attack(
-        self, x: np.ndarray, y: np.ndarray,
-        on_batch: Callable[[int, np.ndarray], None] | None = None,
-    ) -> CWOutput:
+    def attack(self, x: np.ndarray, y: np.ndarray, on_progress: Progress | None = None,
+               chunk: int | None = None) -> CWOutput:
         """Attack `x` (float32 [N, *input_shape] in the box) with integer labels/targets `y`.
 
-        `on_batch(examples_done, found_so_far)` is called after each batch (progress reports).
+        `on_progress(examples_finished, adversarials_found)` is called whenever examples
+        finish their search. `chunk` bounds the iterations between returns to Python
+        (default: max_iterations).
         """
         x = np.asarray(x, np.float32)
         y = np.asarray(y, np.int64)
         if x.shape[1:] != self.input_shape or y.shape != (len(x),):
             raise ValueError(f"x {x.shape} / y {y.shape} do not match input {self.input_shape}")
-        parts = []
-        for i in range(0, len(x), self.batch_size):
-            parts.append(self._attack_batch(x[i : i + self.batch_size],
-                                            y[i : i + self.batch_size]))
-            if on_batch is not None:
-                on_batch(min(i + self.batch_size, len(x)), np.concatenate([p[1] for p in parts]))
-        return CWOutput(*(np.concatenate(arrays) for arrays in zip(*parts, strict=True)))
-
-    def _attack_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
         n = len(x)
-        pad = self.batch_size - n
-        x_pad = np.concatenate([x, np.repeat(x[:1], pad, axis=0)])
-        y_pad = np.concatenate([y, np.repeat(y[:1], pad)])
-        self._load(x_pad, y_pad)
-        const = np.full(self.batch_size, self.initial_const, np.float32)
-        lower = np.zeros(self.batch_size, np.float32)
-        upper = np.full(self.batch_size, _NO_BOUND, np.float32)
-        best_const = np.full(self.batch_size, _NO_BOUND, np.float32)
-        for step in range(self.binary_search_steps):
-            if self.binary_search_steps >= 10 and step == self.binary_search_steps - 1:
-                const = upper  # C&W's "repeat": last step at the best known upper bound
-            success = self._binary_search_step(const)
-            best_const = np.where(success, np.minimum(best_const, const), best_const)
-            const, lower, upper = next_constants(const, lower, upper, success)
-        found = self.best_l2.numpy() < _NO_BOUND
-        adv = np.where(found.reshape((-1,) + (1,) * len(self.input_shape)),
-                       self.best_adv.numpy(), x_pad)
-        return adv[:n], found[:n], self.best_l2.numpy()[:n], best_const[:n]
+        data = _Examples(x, to_tanh_space(tf.constant(x), self.clip_min, self.clip_max).numpy(),
+                         np.eye(self.num_classes, dtype=np.float32)[y])
+        out = CWOutput(x.copy(), np.zeros(n, bool), np.full(n, _NO_BOUND, np.float32),
+                       np.full(n, _NO_BOUND, np.float32), np.zeros(n, np.int64))
+        chunk = tf.constant(int(chunk or self.max_iterations), tf.int32)
+        pool = self.pool(self.batch_size)
+        pool.empty(np.arange(pool.size))
+        start = min(pool.size, n)
+        pool.load(np.arange(start), np.arange(start), data)
+        pending, finished = start, 0
+        while finished < n:
+            pool.run(chunk)
+            done_slots = np.flatnonzero(pool.finished.numpy())
+            if len(done_slots):
+                self._harvest(pool.get_rows(done_slots), out)
+                finished += len(done_slots)
+                refill = min(len(done_slots), n - pending)
+                pool.load(done_slots[:refill], np.arange(pending, pending + refill), data)
+                pool.empty(done_slots[refill:])
+                pending += refill
+                if on_progress is not None:
+                    on_progress(finished, int(out.found.sum()))
+            if pending == n:
+                pool = self._maybe_compact(pool)
+        return out
 
-    def _load(self, x: np.ndarray, y: np.ndarray) -> None:
-        self.x_orig.assign(x)
-        self.x_tanh.assign(to_tanh_space(tf.constant(x), self.clip_min, self.clip_max))
-        self.onehot.assign(tf.one_hot(y, self.num_classes))
-        self.best_l2.assign(tf.fill([self.batch_size], _NO_BOUND))
-        self.best_adv.assign(x)
+    def _harvest(self, rows: dict[str, np.ndarray], out: CWOutput) -> None:
+        ids = rows["example"]
+        found = rows["best_l2"] < _NO_BOUND
+        out.found[ids] = found
+        out.l2_squared[ids] = rows["best_l2"]
+        out.best_const[ids] = rows["best_const"]
+        out.iterations[ids] = rows["spent"]
+        out.adversarial[ids[found]] = rows["best_adv"][found]
 
-    def _binary_search_step(self, const: np.ndarray) -> np.ndarray:
-        """Reset modifier and Adam state, run up to max_iterations; return step success."""
-        for v in (self.modifier, self.adam_m, self.adam_v):
-            v.assign(tf.zeros_like(v))
-        self.adam_t.assign(0.0)
-        self.iteration.assign(0)
-        self.const.assign(const.astype(np.float32))
-        self.step_success.assign(tf.zeros([self.batch_size], tf.bool))
-        self.active.assign(tf.ones([self.batch_size], tf.bool))
-        self.prev_loss.assign(tf.fill([self.batch_size], np.inf))
-        # Chunks end on the abort checks (iterations 0, k, 2k, ...): 1, k, k, ..., rest.
-        done = 0
-        while done < self.max_iterations:
-            n = min(1 if done == 0 else self.check_every, self.max_iterations - done)
-            still_active = self._run(tf.constant(n, tf.int32))
-            done += n
-            if not bool(still_active):
-                break
-        return self.step_success.numpy()
+    def _maybe_compact(self, pool: _Pool) -> _Pool:
+        """Move the busy slots into a pool of half the size once at most half are busy."""
+        busy = np.flatnonzero(pool.example.numpy() >= 0)
+        if pool.size < 2 * _MIN_COMPACT_SIZE or len(busy) == 0 or len(busy) > pool.size // 2:
+            return pool
+        smaller = self.pool(pool.size // 2)
+        smaller.empty(np.arange(smaller.size))
+        smaller.set_rows(np.arange(len(busy)), pool.get_rows(busy))
+        return self._maybe_compact(smaller)
