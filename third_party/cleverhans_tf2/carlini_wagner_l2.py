@@ -134,7 +134,9 @@ class _Pool:
         self.iteration = var((size,), tf.int32)
         self.step_success = var((size,), tf.bool, fill=False)
         self.prev_loss = var((size,), fill=np.inf)
-        self.run = attack.compiled(self._run_chunk)
+        # A closure per pool: each pool traces its own function (TensorFlow would otherwise
+        # count the pools' traces of the one bound method as retracing).
+        self.run = attack.compiled(lambda n: self._run_chunk(n))
 
     def variables(self) -> dict[str, tf.Variable]:
         return {k: v for k, v in vars(self).items() if isinstance(v, tf.Variable)}
