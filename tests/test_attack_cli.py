@@ -213,6 +213,19 @@ def test_sampling_vib_adversarials_are_judged_on_redraws(runs, attacks, tmp_path
     assert any("redrawn" in line for line in logs)
 
 
+def test_success_samples_judge_the_search(runs, tmp_path):
+    """--success_samples: a sampling VIB's search success is judged on an independent
+    predictive (recorded with the parameters); a deterministic model ignores it."""
+    config = AttackConfig(**TINY_CW_CONFIG, cw_batch_size=4, success_samples=50)
+    jobs = robustness.prepare_jobs([runs["vib"], runs["deterministic"]], config, str(tmp_path))
+    vib, deterministic = robustness.run_jobs(jobs, config, log=lambda line: None)
+    assert vib["params"]["success_samples"] == 50
+    assert vib["search_success_judged_on"] == {
+        "kind": "vib_log_mean_softmax", "num_samples": 50, "independent_draws": True}
+    assert deterministic["search_success_judged_on"] == "attacked_scores"
+    assert "success_samples" not in AttackConfig(**TINY_CW_CONFIG).params()
+
+
 def test_figures_from_attack_outputs(attacks, tmp_path):
     out = tmp_path / "figures"
     proc = run_tool(FIGURES, f"--zeros_to_ones_dir={attacks['targeted']}",
@@ -233,6 +246,8 @@ def test_figures_from_attack_outputs(attacks, tmp_path):
     (["--model_dirs=/nonexistent/run"], "/nonexistent/run does not exist"),
     (["--target_class=1"], "--target_class needs --targeted"),
     (["--attack=pgd", "--eps=0.1", "--eps_iter=0.5"], "--eps_iter must be in (0, eps=0.1]"),
+    (["--success_samples=100", "--attack_samples=0"], "--success_samples needs a sampling"),
+    (["--success_samples=-1"], "--success_samples must be an integer >= 0"),
 ])
 def test_bad_input_exits_2_with_a_message(args, message, tmp_path):
     model_dir = tmp_path / "run"

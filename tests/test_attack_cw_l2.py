@@ -233,6 +233,20 @@ def test_stochastic_logits_fn() -> None:
     assert_in_box(adv)
 
 
+def test_success_fn_stops_keeping_lucky_draws() -> None:
+    """With noisy logits and kappa = 0, C&W keeps the smallest perturbation at which one
+    noisy draw crossed the boundary: it falls short of the true minimum (winner's curse).
+    Judging success on the expected logits (`success_fn`) gives the true minimum back."""
+    _, x, labels, distance, w = binary_problem(n=8)
+    weights = np.stack([w, -w], 1)
+    noisy = affine_logits_fn(weights, noise_std=0.05, seed=2)
+    _, lucky = cw_l2(noisy, x, labels, **FAST)
+    assert np.mean(lucky.l2 / distance) < 0.9, lucky.l2 / distance
+    _, judged = cw_l2(noisy, x, labels, success_fn=affine_logits_fn(weights), **FAST)
+    ratio = judged.l2 / distance
+    assert 0.999 <= ratio.min() and ratio.max() <= 1.03, ratio
+
+
 def test_misclassified_input_is_zero_perturbation_success() -> None:
     logits_fn, x, labels, distance, _ = binary_problem(n=6)
     labels = labels.copy()

@@ -38,6 +38,7 @@ def cw_l2(
     clip_max: float = 1.0,
     compile: bool = True,
     jit_compile: bool = True,
+    success_fn: LogitsFn | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, AttackResult]:
     """Carlini-Wagner L2 attack (untargeted if `targets is None`, else targeted).
@@ -64,6 +65,9 @@ def cw_l2(
         batch_size: examples optimised together. Each has its own search state; a finished
             example's slot is refilled at once, so no example waits for another.
         compile / jit_compile: run the iteration loop as a `tf.function` / XLA-compile it.
+        success_fn: judge success (which adversarial is kept) on these scores instead of
+            `logits_fn`'s, e.g. an independent many-sample predictive of a stochastic model.
+            Same contract as `logits_fn`; no gradient flows through it. None: C&W.
         on_progress: called as `on_progress(examples_finished, adversarials_found)` whenever
             examples finish their search.
 
@@ -99,7 +103,7 @@ def cw_l2(
     attack = CarliniWagnerL2(
         logits_fn, x.shape[1:], num_classes, targeted=targets is not None,
         clip_min=clip_min, clip_max=clip_max, abort_early=abort_early, compile=compile,
-        jit_compile=jit_compile, **{**params, "batch_size": batch},
+        jit_compile=jit_compile, success_fn=success_fn, **{**params, "batch_size": batch},
     )
     raw = attack.attack(x, labels if targets is None else targets, on_progress=on_progress)
     adversarial = np.clip(raw.adversarial, clip_min, clip_max).astype(np.float32)

@@ -32,6 +32,9 @@ class AttackConfig:
     target_class: int | None = None  # targeted: this target for all (Figure 3: 1), else random
     seed: int = 0
     attack_samples: int = 12  # VIB posterior samples of the attacked predictive; 0: mean mode
+    # CW on a sampling VIB: judge success on an independent predictive with this many samples
+    # (0: on the attacked scores themselves, as C&W do).
+    success_samples: int = 0
     dataset: str | None = None  # None: the dataset the run was trained on
     data_dir: str | None = None
     # Carlini & Wagner L2 (defaults: C&W's reference parameters).
@@ -90,6 +93,10 @@ class AttackConfig:
                 (self.confidence >= 0, f"--confidence must be >= 0, got {self.confidence}"),
                 (_is_int(self.cw_batch_size) and self.cw_batch_size >= 1,
                  f"--cw_batch_size must be >= 1, got {self.cw_batch_size}"),
+                (_is_int(self.success_samples) and self.success_samples >= 0,
+                 f"--success_samples must be an integer >= 0, got {self.success_samples!r}"),
+                (self.success_samples == 0 or self.attack_samples > 0,
+                 "--success_samples needs a sampling predictive (--attack_samples > 0)"),
             ]
         checks = [
             (self.eps > 0, f"--eps must be > 0, got {self.eps}"),
@@ -120,7 +127,8 @@ class AttackConfig:
         """The parameters that define the experiment's outcome (saved in every attack.json).
 
         Only the chosen attack's own parameters are included, so two runs that differ only in
-        an unused flag are the same experiment.
+        an unused flag are the same experiment; `success_samples` only when set, so records
+        written before it existed still match.
         """
         common = ("attack", "targeted", "num_images", "source_class", "target_class", "seed",
                   "attack_samples", "dataset", "data_dir")
@@ -130,7 +138,10 @@ class AttackConfig:
             "fgsm": ("eps", "norm"),
             "pgd": ("eps", "eps_iter", "nb_iter", "norm", "rand_init"),
         }[self.attack]
-        return {name: getattr(self, name) for name in common + own}
+        params = {name: getattr(self, name) for name in common + own}
+        if self.attack == "cw_l2" and self.success_samples:
+            params["success_samples"] = self.success_samples
+        return params
 
 
 def _is_int(value: Any) -> bool:

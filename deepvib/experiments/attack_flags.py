@@ -49,6 +49,11 @@ def define_flags() -> None:
     flags.DEFINE_float("confidence", 0.0, "CW: confidence margin kappa.")
     flags.DEFINE_boolean("abort_early", True, "CW: stop an example once its loss stalls.")
     flags.DEFINE_integer("cw_batch_size", 100, "CW: images optimised together.")
+    flags.DEFINE_integer("success_samples", 0,
+                         "CW, sampling VIB: judge the search's success on an independent "
+                         "predictive with this many fresh posterior samples, so a point that "
+                         "fooled one lucky draw is not kept (0: on the attacked scores, as "
+                         "C&W).")
     # FGSM / PGD.
     flags.DEFINE_float("eps", 0.3, "FGSM/PGD: perturbation budget.")
     flags.DEFINE_float("eps_iter", 0.01, "PGD: step size.")
@@ -65,7 +70,8 @@ def config_from_flags() -> AttackConfig:
         binary_search_steps=FLAGS.binary_search_steps, max_iterations=FLAGS.max_iterations,
         learning_rate=FLAGS.learning_rate, initial_const=FLAGS.initial_const,
         confidence=FLAGS.confidence, abort_early=FLAGS.abort_early,
-        cw_batch_size=FLAGS.cw_batch_size, eps=FLAGS.eps, eps_iter=FLAGS.eps_iter,
+        cw_batch_size=FLAGS.cw_batch_size, success_samples=FLAGS.success_samples,
+        eps=FLAGS.eps, eps_iter=FLAGS.eps_iter,
         nb_iter=FLAGS.nb_iter, norm=FLAGS.norm, rand_init=FLAGS.rand_init,
     )
 

@@ -41,6 +41,7 @@ from deepvib.training.config import TrainConfig
 
 CLEAN_EVAL_BATCH = 500
 PROGRESS_EVERY_S = 30.0  # CW progress lines at most this often
+SUCCESS_SEED_OFFSET = 7919  # the success judge's draws are independent of the attacked ones
 REDRAWS = 20  # fresh evaluations of a sampling VIB's predictive on the returned images
 
 Log = Callable[[str], None]
@@ -161,7 +162,8 @@ def attack_job(job: AttackJob, config: AttackConfig, log: Log = print_now) -> di
     clean_predicted = predict(logits_fn, job.images)
     log(f"{job.run_name}: {config.experiment_name} on {len(job.images)} images "
         f"(clean accuracy {np.mean(clean_predicted == job.labels):.3f})")
-    adversarial, result = run_attack(logits_fn, job, config, log)
+    adversarial, result = run_attack(logits_fn, job, config, log,
+                                     success_fn=success_scores_fn(model, job, config))
     record = build_record(job, config, result, clean_predicted, time.time() - started)
     if samples_posterior(job, config):
         add_redraws(record, redrawn_predictions(logits_fn, adversarial, REDRAWS))
@@ -172,6 +174,15 @@ def attack_job(job: AttackJob, config: AttackConfig, log: Log = print_now) -> di
     log(f"{job.run_name}: success rate {summary['success_rate']:.3f}, accuracy under attack "
         f"{summary['accuracy_under_attack']:.3f}, {record['seconds']:.0f}s -> {job.record_path}")
     return record
+
+
+def success_scores_fn(model, job: AttackJob, config: AttackConfig) -> LogitsFn | None:
+    """CW's success judge: an independent `success_samples`-sample predictive, or None."""
+    if config.attack != "cw_l2" or not config.success_samples:
+        return None
+    if not samples_posterior(job, config):
+        return None  # a deterministic predictive is its own best judge
+    return attack_logits_fn(model, config.success_samples, config.seed + SUCCESS_SEED_OFFSET)
 
 
 def samples_posterior(job: AttackJob, config: AttackConfig) -> bool:
@@ -230,6 +241,7 @@ def predict(logits_fn: LogitsFn, images: np.ndarray) -> np.ndarray:
 
 def run_attack(
     logits_fn: LogitsFn, job: AttackJob, config: AttackConfig, log: Log = print_now,
+    success_fn: LogitsFn | None = None,
 ) -> tuple[np.ndarray, AttackResult]:
     """The configured attack on the job's images; CW runs batch by batch, logging progress."""
     x, y, t = job.images, job.labels, job.targets
@@ -239,11 +251,12 @@ def run_attack(
         return pgd(logits_fn, x, y, config.eps, config.eps_iter, config.nb_iter,
                    norm=_norm(config.norm), rand_init=config.rand_init, seed=config.seed,
                    targets=t)
-    return _cw_with_progress(logits_fn, job, config, log)
+    return _cw_with_progress(logits_fn, job, config, log, success_fn)
 
 
 def _cw_with_progress(
     logits_fn: LogitsFn, job: AttackJob, config: AttackConfig, log: Log,
+    success_fn: LogitsFn | None = None,
 ) -> tuple[np.ndarray, AttackResult]:
     """`cw_l2` on all the job's images (one compiled attack), logging progress at most every
     PROGRESS_EVERY_S seconds."""
@@ -265,6 +278,7 @@ def _cw_with_progress(
         max_iterations=config.max_iterations, learning_rate=config.learning_rate,
         initial_const=config.initial_const, confidence=config.confidence,
         abort_early=config.abort_early, batch_size=config.cw_batch_size, on_progress=report,
+        success_fn=success_fn,
     )
 
 
@@ -303,6 +317,11 @@ def build_record(
         "params": config.params(),
         "attack_params": result_dict["params"],
         "logits": describe_logits_fn(model, config.attack_samples),
+        "search_success_judged_on": (
+            {"kind": "vib_log_mean_softmax", "num_samples": config.success_samples,
+             "independent_draws": True}
+            if config.attack == "cw_l2" and config.success_samples
+            and samples_posterior(job, config) else "attacked_scores"),
         "summary": {**result_dict["summary"], "clean_accuracy": clean_accuracy,
                     "n_perturbed": int(np.sum(result.l2 > 0))},
         "per_example": per_example,

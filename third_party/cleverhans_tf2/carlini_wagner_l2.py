@@ -174,6 +174,9 @@ class _Pool:
             loss_per_example = l2_squared + self.const * tf.maximum(margin + a.confidence, 0.0)
             loss = tf.reduce_sum(tf.where(busy, loss_per_example, 0.0))
         grad = tape.gradient(loss, self.modifier)
+        if a.success_fn is not None:
+            margin = margin_to_success(a.success_fn(tf.stop_gradient(x_new)), self.onehot,
+                                       a.targeted)
         self._record(x_new, l2_squared, busy & (margin < -a.confidence))
         self._adam_update(grad, busy)
         stalled = self._abort_check(loss_per_example, busy)
@@ -286,6 +289,10 @@ class CarliniWagnerL2:
         model_fn: maps a float32 batch [n, *input_shape] to logits [n, C]; it is called on the
             whole pool (`batch_size` rows, some of them idle) inside the compiled loop. It may
             be stochastic; success is checked on the logits of each iteration.
+        success_fn: if given, success (and so the adversarial kept) is judged on its scores
+            of each iterate instead of `model_fn`'s: for a stochastic model, an independent
+            and larger-sample estimate of the predictive, so that the search cannot keep a
+            point that only fooled one lucky draw. No gradient flows through it.
         input_shape: shape of one image.
         num_classes: number of logits C.
         targeted: minimise distance to reach `y` (targets) instead of leaving `y` (labels).
@@ -312,8 +319,10 @@ class CarliniWagnerL2:
         learning_rate: float = 1e-2,
         compile: bool = True,
         jit_compile: bool = True,
+        success_fn: LogitsFn | None = None,
     ) -> None:
         self.model_fn = model_fn
+        self.success_fn = success_fn
         self.input_shape = tuple(int(d) for d in input_shape)
         self.num_classes = int(num_classes)
         self.targeted = bool(targeted)
