@@ -238,6 +238,11 @@ def test_figures_from_attack_outputs(attacks, tmp_path):
     for name in ("figure3", "figure4b", *summary["figures"]):
         png = (out / summary["figures"][name]).read_bytes()
         assert png.startswith(PNG_SIGNATURE) and len(png) > 5000
+    every = json.loads((out / "attack_summaries.json").read_text())
+    assert set(every) == {"targeted", "untargeted"}
+    vib = every["untargeted"]["vib"]
+    assert vib["redraws"] == robustness.REDRAWS and vib["params"]["max_iterations"] == 40
+    assert vib["n"] == NUM_IMAGES and every["targeted"]["deterministic"]["redraws"] is None
 
 
 @pytest.mark.parametrize("args, message", [

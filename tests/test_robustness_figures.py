@@ -181,7 +181,7 @@ def test_make_figures_writes_pngs_and_summary(zeros_to_ones, tmp_path):
     out = str(tmp_path / "figures")
     written = rf.make_figures(out, zeros_to_ones_dir=zeros_to_ones, targeted_dir=targeted,
                               untargeted_dir=untargeted)
-    assert set(written) == {"figure3", "figure4a", "figure4b", "summary"}
+    assert set(written) == {"figure3", "figure4a", "figure4b", "summary", "attack_summaries"}
     for name in ("figure3", "figure4a", "figure4b"):
         width, height = png_size(written[name])
         assert width >= 400 and height >= 300 and os.path.getsize(written[name]) > 5000

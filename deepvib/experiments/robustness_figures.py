@@ -49,6 +49,11 @@ FIGURE3_PNG = "figure3_zeros_to_ones.png"
 FIGURE4A_PNG = "figure4a_relative_norms.png"
 FIGURE4B_PNG = "figure4b_accuracy_under_attack.png"
 SUMMARY_JSON = "robustness_summary.json"
+ATTACK_SUMMARIES_JSON = "attack_summaries.json"
+RECORD_SUMMARY_KEYS = (
+    "n", "n_perturbed", "n_success", "success_rate", "accuracy_under_attack", "redraws",
+    "redrawn_accuracy_under_attack", "redrawn_success_rate", "mean_l0", "mean_l2", "mean_linf",
+    "clean_accuracy", "total_iterations")
 BASE_MODEL = "deterministic"
 
 
@@ -273,16 +278,31 @@ def robustness_summary(experiments: dict[str, list[AttackRecord]]) -> dict[str, 
                                       if m["model"] == "vib" and not m["beta"])}
 
 
+def attack_summaries(experiment_dirs: list[str]) -> dict[str, Any]:
+    """{experiment dir name: {run: summary numbers, seconds, params, logits}} of every record."""
+    out: dict[str, Any] = {}
+    for directory in experiment_dirs:
+        runs = {}
+        for r in load_records(directory):
+            runs[r.run_name] = {**{k: r.summary.get(k) for k in RECORD_SUMMARY_KEYS},
+                                "seconds": r.raw.get("seconds"), "params": r.raw.get("params"),
+                                "logits": r.raw.get("logits")}
+        out[os.path.basename(os.path.normpath(directory))] = runs
+    return out
+
+
 def make_figures(
     output_dir: str, *, zeros_to_ones_dir: str | None = None, targeted_dir: str | None = None,
     untargeted_dir: str | None = None, norms_dir: str | None = None,
-    models_as_rows: bool = False,
+    models_as_rows: bool = False, summary_dirs: list[str] | None = None,
 ) -> dict[str, str]:
     """Every figure the given experiment directories allow, plus the JSON summary.
 
     zeros_to_ones_dir: `bin/attack --targeted --source_class=0 --target_class=1
     --num_images=10` output (Figure 3, and Figure 4(a) unless `norms_dir` is given).
     targeted_dir / untargeted_dir: CW on the first N test images (Figure 4(b)).
+    summary_dirs: further experiment directories (e.g. mean mode) whose records join the
+    given ones in `attack_summaries.json`, the summary numbers of every attack.json.
     A figure the results cannot support (`FigureUnavailableError`) is skipped; the summary's
     `skipped_figures` says why. Returns {name: path} of the files written.
     """
@@ -318,6 +338,10 @@ def make_figures(
     summary["skipped_figures"] = skipped
     written["summary"] = os.path.join(output_dir, SUMMARY_JSON)
     write_bytes(written["summary"], (_dumps(summary) + "\n").encode("utf-8"))
+    every_dir = list(dict.fromkeys([d for d in sources.values() if d] + (summary_dirs or [])))
+    written["attack_summaries"] = os.path.join(output_dir, ATTACK_SUMMARIES_JSON)
+    write_bytes(written["attack_summaries"],
+                (_dumps(attack_summaries(every_dir)) + "\n").encode("utf-8"))
     return written
 
 

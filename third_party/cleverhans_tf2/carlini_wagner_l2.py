@@ -339,29 +339,30 @@ class CarliniWagnerL2:
         self.jit_compile = bool(jit_compile) and self.compile
         self.check_every = max(1, self.max_iterations // 10)
         self._pools: dict[int, _Pool] = {}
+        self._xla_works: bool | None = None
 
     def compiled(self, fn: Callable[[tf.Tensor], tf.Tensor]) -> Callable[[tf.Tensor], tf.Tensor]:
-        """`fn` as run by this attack: XLA, plain tf.function or eager."""
+        """`fn` as run by this attack: XLA, plain tf.function or eager. Whether XLA can compile
+        the model is decided once per attack, on the first call of the first pool."""
         if not self.compile:
             return fn
         graph = tf.function(fn)
         if not self.jit_compile:
             return graph
         xla = tf.function(fn, jit_compile=True)
-        chosen: list[Callable] = []
 
         def run(n: tf.Tensor) -> tf.Tensor:
-            if not chosen:
+            if self._xla_works is None:
                 try:
                     out = xla(n)
                 except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as err:
                     logging.warning("CW attack: XLA cannot compile the model (%s); running "
                                     "the loop as a plain tf.function", str(err).splitlines()[0])
-                    chosen.append(graph)
+                    self._xla_works = False
                     return graph(n)
-                chosen.append(xla)
+                self._xla_works = True
                 return out
-            return chosen[0](n)
+            return xla(n) if self._xla_works else graph(n)
 
         return run
 
