@@ -15,7 +15,10 @@ The noise is l - E[l] = eps F with eps ~ N(0, I_r) and a factor F [r, C] of the 
 covariance (F^T F = W^T Sigma W):
   - K <= C: F = diag(sigma) W (diagonal) or L^T W (full covariance, Sigma = L L^T); r = K;
   - K > C:  F = chol(W^T Sigma W)^T, r = C. The C x C covariance and its Cholesky factor are
-    computed in float64: W^T Sigma W squares the condition number of diag(sigma) W.
+    computed in float64: W^T Sigma W squares the condition number of diag(sigma) W. It is
+    positive definite whenever W has rank C and every sigma_k > 0; a posterior std that
+    underflows to 0 in float32 (softplus of a pre-activation below about -100) would make the
+    factor NaN for that image.
 """
 
 from __future__ import annotations
