@@ -240,6 +240,14 @@ def test_figures_from_attack_outputs(attacks, tmp_path):
         assert png.startswith(PNG_SIGNATURE) and len(png) > 5000
     every = json.loads((out / "attack_summaries.json").read_text())
     assert set(every) == {"targeted", "untargeted"}
+    # A further experiment directory joins the summaries and Figure 4(b).
+    more = tmp_path / "more"
+    proc = run_tool(FIGURES, f"--untargeted_dir={attacks['untargeted']}",
+                    f"--summary_dirs={attacks['targeted']}", f"--output_dir={more}")
+    assert proc.returncode == 0, proc.stderr
+    assert set(json.loads((more / "attack_summaries.json").read_text())) == {
+        "targeted", "untargeted"}
+    assert (more / "figure4b_accuracy_under_attack.png").read_bytes().startswith(PNG_SIGNATURE)
     vib = every["untargeted"]["vib"]
     assert vib["redraws"] == robustness.REDRAWS and vib["params"]["max_iterations"] == 40
     assert vib["n"] == NUM_IMAGES and every["targeted"]["deterministic"]["redraws"] is None

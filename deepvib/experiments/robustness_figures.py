@@ -12,7 +12,8 @@ JSON summary.
 - Figure 4(b): accuracy on the CW-perturbed first N test images vs beta, targeted (blue) and
   untargeted (green); the deterministic model as horizontal red lines. For sampling VIB
   models whose records hold it, the accuracy averaged over fresh posterior redraws is drawn
-  beside it (open markers, dash-dot).
+  beside it (open markers, dash-dot). VIB models of `summary_dirs` (e.g. mean mode) are
+  added as grey points named by their directory.
 - `robustness_summary.json`: per model beta, clean accuracy, success rate, accuracy under
   attack, mean norms and norms relative to the deterministic model, for every experiment.
 
@@ -203,8 +204,15 @@ def figure4a(records: list[AttackRecord], path: str) -> None:
     _save(fig, path)
 
 
-def figure4b(targeted: list[AttackRecord], untargeted: list[AttackRecord], path: str) -> None:
-    """Accuracy on CW-perturbed test images vs beta; deterministic as horizontal lines."""
+def figure4b(
+    targeted: list[AttackRecord], untargeted: list[AttackRecord], path: str,
+    others: dict[str, list[AttackRecord]] | None = None,
+) -> None:
+    """Accuracy on CW-perturbed test images vs beta; deterministic as horizontal lines.
+
+    `others`: further experiments (e.g. mean mode) whose VIB models are drawn as grey series
+    named by their key.
+    """
     if not targeted and not untargeted:
         raise FigureUnavailableError("Figure 4(b) needs targeted or untargeted attack records")
     fig = Figure(figsize=(5.0, 3.6))
@@ -233,6 +241,13 @@ def figure4b(targeted: list[AttackRecord], untargeted: list[AttackRecord], path:
                            label=f"{kind}, {name}")
     if not plotted:
         raise FigureUnavailableError("Figure 4(b) needs at least one VIB model with beta > 0")
+    for (name, records), marker in zip((others or {}).items(), "^vD<>", strict=False):
+        groups = vib_by_beta(records)
+        if groups:
+            mean, spread = zip(*(_mean_and_std([_accuracy(r) for r in g])
+                                 for g in groups.values()), strict=True)
+            ax.errorbar(list(groups), mean, yerr=spread, marker=marker, capsize=3,
+                        color="0.35", linestyle="none", label=f"VIB, {name}")
     ax.set_xscale("log")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel(r"$\beta$")
@@ -330,8 +345,10 @@ def make_figures(
     if norms is not None:
         draw("figure4a", FIGURE4A_PNG, lambda path: figure4a(norms, path))
     if "targeted" in experiments or "untargeted" in experiments:
+        others = {os.path.basename(os.path.normpath(d)): load_records(d)
+                  for d in summary_dirs or []}
         draw("figure4b", FIGURE4B_PNG, lambda path: figure4b(
-            experiments.get("targeted", []), experiments.get("untargeted", []), path))
+            experiments.get("targeted", []), experiments.get("untargeted", []), path, others))
     summary = robustness_summary(experiments)
     summary["sources"] = {k: os.path.abspath(v) for k, v in sources.items() if v}
     summary["figures"] = {k: os.path.basename(v) for k, v in written.items()}
