@@ -178,11 +178,16 @@ def attack_job(job: AttackJob, config: AttackConfig, log: Log = print_now) -> di
 
 def success_scores_fn(model, job: AttackJob, config: AttackConfig) -> LogitsFn | None:
     """CW's success judge: an independent `success_samples`-sample predictive, or None."""
-    if config.attack != "cw_l2" or not config.success_samples:
+    if not judges_success_apart(job, config):
         return None
-    if not samples_posterior(job, config):
-        return None  # a deterministic predictive is its own best judge
     return attack_logits_fn(model, config.success_samples, config.seed + SUCCESS_SEED_OFFSET)
+
+
+def judges_success_apart(job: AttackJob, config: AttackConfig) -> bool:
+    """Whether CW's success is judged on a separate predictive (`--success_samples`); a
+    deterministic predictive is its own best judge."""
+    return (config.attack == "cw_l2" and bool(config.success_samples)
+            and samples_posterior(job, config))
 
 
 def samples_posterior(job: AttackJob, config: AttackConfig) -> bool:
@@ -243,7 +248,7 @@ def run_attack(
     logits_fn: LogitsFn, job: AttackJob, config: AttackConfig, log: Log = print_now,
     success_fn: LogitsFn | None = None,
 ) -> tuple[np.ndarray, AttackResult]:
-    """The configured attack on the job's images; CW runs batch by batch, logging progress."""
+    """The configured attack on the job's images; CW logs its progress."""
     x, y, t = job.images, job.labels, job.targets
     if config.attack == "fgsm":
         return fgsm(logits_fn, x, y, config.eps, norm=_norm(config.norm), targets=t)
@@ -320,8 +325,7 @@ def build_record(
         "search_success_judged_on": (
             {"kind": "vib_log_mean_softmax", "num_samples": config.success_samples,
              "independent_draws": True}
-            if config.attack == "cw_l2" and config.success_samples
-            and samples_posterior(job, config) else "attacked_scores"),
+            if judges_success_apart(job, config) else "attacked_scores"),
         "summary": {**result_dict["summary"], "clean_accuracy": clean_accuracy,
                     "n_perturbed": int(np.sum(result.l2 > 0))},
         "per_example": per_example,

@@ -189,19 +189,12 @@ def figure4a(records: list[AttackRecord], path: str) -> None:
     groups = _require_vib(vib_by_beta(records), "Figure 4(a)")
     fig = Figure(figsize=(5.0, 3.6))
     ax = fig.subplots()
-    betas = list(groups)
     for norm, marker in zip(NORMS, "os^", strict=True):
-        per_run = [[relative_norms(_means(r), base)[norm] for r in groups[b]] for b in betas]
-        mean, spread = zip(*(_mean_and_std(v) for v in per_run), strict=True)
-        ax.errorbar(betas, mean, yerr=spread, marker=marker, capsize=3, label=NORM_LABELS[norm])
+        _errorbar_by_beta(ax, groups, lambda r, n=norm: relative_norms(_means(r), base)[n],
+                          marker=marker, label=NORM_LABELS[norm])
     ax.axhline(1.0, color="red", linestyle="--", linewidth=1, label="deterministic")
-    ax.set_xscale("log")
-    ax.set_xlabel(r"$\beta$")
-    ax.set_ylabel("perturbation norm / deterministic's")
-    ax.set_title("Successful CW L2 perturbations (Figure 4a)", fontsize=9)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    _save(fig, path)
+    _finish_beta_axes(fig, ax, "perturbation norm / deterministic's",
+                      "Successful CW L2 perturbations (Figure 4a)", 8, path)
 
 
 def figure4b(
@@ -223,17 +216,13 @@ def figure4b(
             (untargeted, "untargeted", "tab:green", ":", "s")):
         groups = vib_by_beta(records)
         if groups:
-            accuracy = [_mean_and_std([_accuracy(r) for r in g]) for g in groups.values()]
-            mean, spread = zip(*accuracy, strict=True)
-            ax.errorbar(list(groups), mean, yerr=spread, marker=marker, capsize=3,
-                        color=colour, label=f"VIB, {name}")
+            _errorbar_by_beta(ax, groups, _accuracy, marker=marker, color=colour,
+                              label=f"VIB, {name}")
             plotted = True
-            redrawn = [_mean_and_std([_redrawn_accuracy(r) for r in g]) for g in groups.values()]
-            if any(_finite(m) for m, _ in redrawn):
-                mean, spread = zip(*redrawn, strict=True)
-                ax.errorbar(list(groups), mean, yerr=spread, marker=marker, capsize=3,
-                            color=colour, mfc="white", linestyle="-.",
-                            label=f"VIB, {name}, mean over redraws")
+            if any(_finite(_redrawn_accuracy(r)) for g in groups.values() for r in g):
+                _errorbar_by_beta(ax, groups, _redrawn_accuracy, marker=marker, color=colour,
+                                  mfc="white", linestyle="-.",
+                                  label=f"VIB, {name}, mean over redraws")
         for kind, line_colour in ((BASE_MODEL, "red"), ("dropout", "tab:orange")):
             level = _nanmean([_accuracy(r) for r in records if r.model_kind == kind])
             if _finite(level):
@@ -244,16 +233,31 @@ def figure4b(
     for (name, records), marker in zip((others or {}).items(), "^vD<>", strict=False):
         groups = vib_by_beta(records)
         if groups:
-            mean, spread = zip(*(_mean_and_std([_accuracy(r) for r in g])
-                                 for g in groups.values()), strict=True)
-            ax.errorbar(list(groups), mean, yerr=spread, marker=marker, capsize=3,
-                        color="0.35", linestyle="none", label=f"VIB, {name}")
-    ax.set_xscale("log")
+            _errorbar_by_beta(ax, groups, _accuracy, marker=marker, color="0.35",
+                              linestyle="none", label=f"VIB, {name}")
     ax.set_ylim(-0.02, 1.02)
+    _finish_beta_axes(fig, ax, "accuracy under CW L2 attack",
+                      "Accuracy on perturbed test images (Figure 4b)", 7, path)
+
+
+def _errorbar_by_beta(
+    ax, groups: dict[float, list[AttackRecord]], value: Callable[[AttackRecord], float],
+    **style: Any,
+) -> None:
+    """Mean and spread of `value` over the runs of each beta, as one error-bar series."""
+    mean, spread = zip(*(_mean_and_std([value(r) for r in g]) for g in groups.values()),
+                       strict=True)
+    ax.errorbar(list(groups), mean, yerr=spread, capsize=3, **style)
+
+
+def _finish_beta_axes(fig: Figure, ax, ylabel: str, title: str, legend_size: int,
+                      path: str) -> None:
+    """Log-beta x axis, labels, legend; write the PNG."""
+    ax.set_xscale("log")
     ax.set_xlabel(r"$\beta$")
-    ax.set_ylabel("accuracy under CW L2 attack")
-    ax.set_title("Accuracy on perturbed test images (Figure 4b)", fontsize=9)
-    ax.legend(fontsize=7)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=legend_size)
     fig.tight_layout()
     _save(fig, path)
 

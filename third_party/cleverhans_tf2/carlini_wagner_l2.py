@@ -97,14 +97,10 @@ def next_constants(const, lower, upper, success):
 
     Success: upper <- min(upper, c), c <- (lower + upper) / 2.  Failure: lower <- max(lower, c),
     c <- (lower + upper) / 2 if an upper bound is known, else c <- 10 c.
-    Works on NumPy arrays and on tensors.
     """
-    where, minimum, maximum = (
-        (np.where, np.minimum, np.maximum) if isinstance(const, np.ndarray)
-        else (tf.where, tf.minimum, tf.maximum))
-    upper = where(success, minimum(upper, const), upper)
-    lower = where(success, lower, maximum(lower, const))
-    const = where(upper < 1e9, (lower + upper) / 2.0, const * 10.0)
+    upper = tf.where(success, tf.minimum(upper, const), upper)
+    lower = tf.where(success, lower, tf.maximum(lower, const))
+    const = tf.where(upper < 1e9, (lower + upper) / 2.0, const * 10.0)
     return const, lower, upper
 
 
@@ -116,24 +112,23 @@ class _Pool:
         self.size = size
         image = (size, *attack.input_shape)
 
-        def var(shape, dtype=tf.float32, fill=0):
-            return tf.Variable(tf.fill(shape, tf.cast(fill, dtype)), trainable=False)
+        def var(shape, dtype=tf.float32):
+            return tf.Variable(tf.zeros(shape, dtype), trainable=False)
 
-        # Per example (loaded with it).
+        # Every slot starts empty; `load` gives a slot its example and a fresh search state.
+        # Per example:
         self.x_orig, self.x_tanh, self.best_adv = var(image), var(image), var(image)
         self.onehot = var((size, attack.num_classes))
-        self.const, self.lower = var((size,), fill=attack.initial_const), var((size,))
-        self.upper, self.best_const = var((size,), fill=_NO_BOUND), var((size,), fill=_NO_BOUND)
-        self.best_l2 = var((size,), fill=_NO_BOUND)
-        self.step = var((size,), tf.int32)
-        self.spent = var((size,), tf.int32)
-        self.example = var((size,), tf.int32, fill=-1)
-        self.finished = var((size,), tf.bool, fill=False)
-        # Per binary-search step (reset when a step ends).
+        self.const, self.lower, self.upper = var((size,)), var((size,)), var((size,))
+        self.best_const, self.best_l2 = var((size,)), var((size,))
+        self.step, self.spent = var((size,), tf.int32), var((size,), tf.int32)
+        self.example = tf.Variable(tf.fill([size], -1), trainable=False)
+        self.finished = var((size,), tf.bool)
+        # Per binary-search step (reset when a step ends):
         self.modifier, self.adam_m, self.adam_v = var(image), var(image), var(image)
         self.iteration = var((size,), tf.int32)
-        self.step_success = var((size,), tf.bool, fill=False)
-        self.prev_loss = var((size,), fill=np.inf)
+        self.step_success = var((size,), tf.bool)
+        self.prev_loss = var((size,))
         # A closure per pool: each pool traces its own function (TensorFlow would otherwise
         # count the pools' traces of the one bound method as retracing).
         self.run = attack.compiled(lambda n: self._run_chunk(n))
