@@ -214,6 +214,14 @@ def test_make_figures_rejects_missing_directories(tmp_path):
         rf.make_figures(str(tmp_path / "out"))
 
 
+def test_make_figures_reads_a_bad_summary_dir_before_writing(zeros_to_ones, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        rf.make_figures(str(out), zeros_to_ones_dir=zeros_to_ones,
+                        summary_dirs=[str(tmp_path / "nothing")])
+    assert not out.exists() or not any(out.iterdir())
+
+
 def test_record_label():
     record = AttackRecord("r", "vib", 1e-3, {}, np.zeros(1), None, np.zeros(1), np.zeros(1),
                           ".", {})

@@ -297,17 +297,17 @@ def robustness_summary(experiments: dict[str, list[AttackRecord]]) -> dict[str, 
                                       if m["model"] == "vib" and not m["beta"])}
 
 
-def attack_summaries(experiment_dirs: list[str]) -> dict[str, Any]:
-    """{experiment dir name: {run: summary numbers, seconds, params, logits}} of every record."""
-    out: dict[str, Any] = {}
-    for directory in experiment_dirs:
-        runs = {}
-        for r in load_records(directory):
-            runs[r.run_name] = {**{k: r.summary.get(k) for k in RECORD_SUMMARY_KEYS},
+def attack_summaries(experiments: dict[str, list[AttackRecord]]) -> dict[str, Any]:
+    """{experiment name: {run: summary numbers, seconds, params, logits}} of every record."""
+    return {name: {r.run_name: {**{k: r.summary.get(k) for k in RECORD_SUMMARY_KEYS},
                                 "seconds": r.raw.get("seconds"), "params": r.raw.get("params"),
                                 "logits": r.raw.get("logits")}
-        out[os.path.basename(os.path.normpath(directory))] = runs
-    return out
+                   for r in records}
+            for name, records in experiments.items()}
+
+
+def _dir_name(directory: str) -> str:
+    return os.path.basename(os.path.normpath(directory))
 
 
 def make_figures(
@@ -330,7 +330,10 @@ def make_figures(
     if not any(sources.values()):
         raise ValueError("give at least one experiment directory (zeros-to-ones, targeted, "
                          "untargeted)")
-    experiments = {name: load_records(d) for name, d in sources.items() if d}
+    # Every directory is read once, up front, so a bad one fails before anything is written.
+    every_dir = list(dict.fromkeys([d for d in sources.values() if d] + (summary_dirs or [])))
+    loaded = {d: load_records(d) for d in every_dir}
+    experiments = {name: loaded[d] for name, d in sources.items() if d}
     written: dict[str, str] = {}
     skipped: dict[str, str] = {}
 
@@ -349,8 +352,7 @@ def make_figures(
     if norms is not None:
         draw("figure4a", FIGURE4A_PNG, lambda path: figure4a(norms, path))
     if "targeted" in experiments or "untargeted" in experiments:
-        others = {os.path.basename(os.path.normpath(d)): load_records(d)
-                  for d in summary_dirs or []}
+        others = {_dir_name(d): loaded[d] for d in summary_dirs or []}
         draw("figure4b", FIGURE4B_PNG, lambda path: figure4b(
             experiments.get("targeted", []), experiments.get("untargeted", []), path, others))
     summary = robustness_summary(experiments)
@@ -359,10 +361,10 @@ def make_figures(
     summary["skipped_figures"] = skipped
     written["summary"] = os.path.join(output_dir, SUMMARY_JSON)
     write_bytes(written["summary"], (_dumps(summary) + "\n").encode("utf-8"))
-    every_dir = list(dict.fromkeys([d for d in sources.values() if d] + (summary_dirs or [])))
     written["attack_summaries"] = os.path.join(output_dir, ATTACK_SUMMARIES_JSON)
     write_bytes(written["attack_summaries"],
-                (_dumps(attack_summaries(every_dir)) + "\n").encode("utf-8"))
+                (_dumps(attack_summaries({_dir_name(d): loaded[d] for d in every_dir}))
+                 + "\n").encode("utf-8"))
     return written
 
 
