@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -42,6 +43,7 @@ def write_record(
 
     record = {
         "format": "deepvib.attack/1", "run_name": run, "model_kind": kind, "beta": beta,
+        "params": {"attack": "cw_l2", "targeted": targets is not None},
         "summary": {"n": n, "targeted": targets is not None,
                     "success_rate": float(success.mean()),
                     "accuracy_under_attack": float(np.mean(predicted_a == labels_a)),
@@ -226,3 +228,74 @@ def test_record_label():
     record = AttackRecord("r", "vib", 1e-3, {}, np.zeros(1), None, np.zeros(1), np.zeros(1),
                           ".", {})
     assert record.label == "VIB β=1e-03" and record.is_vib and not record.targeted
+
+
+def _targeted_and_untargeted(tmp_path) -> tuple[str, str]:
+    targeted, untargeted = str(tmp_path / "targeted"), str(tmp_path / "untargeted")
+    for d, targets in ((targeted, [3, 4]), (untargeted, None)):
+        write_record(d, "det", "deterministic", None, labels=[1, 2], predicted=[3, 4],
+                     targets=targets)
+        write_record(d, "vib_a", "vib", 1e-3, labels=[1, 2], predicted=[1, 4],
+                     targets=targets)
+        write_record(d, "vib_b", "vib", 1e-2, labels=[1, 2], predicted=[1, 2],
+                     targets=targets)
+    return targeted, untargeted
+
+
+def _json(path: str):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def test_earlier_results_redraw_figure4_without_the_directories(zeros_to_ones, tmp_path):
+    targeted, untargeted = _targeted_and_untargeted(tmp_path)
+    first = rf.make_figures(str(tmp_path / "first"), zeros_to_ones_dir=zeros_to_ones,
+                            targeted_dir=targeted, untargeted_dir=untargeted)
+    for d in (zeros_to_ones, targeted, untargeted):
+        shutil.rmtree(d)
+    again = rf.make_figures(str(tmp_path / "again"), zeros_to_ones_dir=zeros_to_ones,
+                            targeted_dir=targeted, untargeted_dir=untargeted,
+                            earlier_results=str(tmp_path / "first"))
+    for name in ("figure4a", "figure4b", "attack_summaries"):
+        with open(first[name], "rb") as a, open(again[name], "rb") as b:
+            assert a.read() == b.read(), name
+    before, after = _json(first["summary"]), _json(again["summary"])
+    assert after["models"] == before["models"] and after["base_norms"] == before["base_norms"]
+    assert "figure3" not in again and "per-example" in after["skipped_figures"]["figure3"]
+
+
+def test_earlier_results_fill_in_runs_a_directory_lacks(tmp_path):
+    targeted, untargeted = _targeted_and_untargeted(tmp_path)
+    rf.make_figures(str(tmp_path / "first"), targeted_dir=targeted, untargeted_dir=untargeted)
+    shutil.rmtree(os.path.join(targeted, "vib_b"))
+    shutil.rmtree(os.path.join(targeted, "vib_a"))  # rerun below with another outcome
+    write_record(targeted, "vib_a", "vib", 1e-3, labels=[1, 2], predicted=[3, 4],
+                 targets=[3, 4])
+    written = rf.make_figures(str(tmp_path / "out"), targeted_dir=targeted,
+                              earlier_results=str(tmp_path / "first"))
+    models = _json(written["summary"])["models"]
+    assert set(models) == {"det", "vib_a", "vib_b"}
+    assert models["vib_a"]["targeted"]["accuracy_under_attack"] == 0.0  # the directory's
+    assert models["vib_b"]["targeted"]["accuracy_under_attack"] == 1.0  # the earlier one
+    entries = _json(written["attack_summaries"])["targeted"]
+    assert entries["vib_b"]["model_kind"] == "vib" and entries["vib_b"]["beta"] == 1e-2
+
+
+def test_earlier_results_without_model_kinds_use_the_robustness_summary(tmp_path):
+    targeted, untargeted = _targeted_and_untargeted(tmp_path)
+    first = rf.make_figures(str(tmp_path / "first"), targeted_dir=targeted)
+    summaries = _json(first["attack_summaries"])
+    for entry in summaries["targeted"].values():
+        del entry["model_kind"], entry["beta"]
+    with open(first["attack_summaries"], "w", encoding="utf-8") as f:
+        json.dump(summaries, f)
+    records = rf.earlier_records(str(tmp_path / "first"))["targeted"]
+    assert [(r.run_name, r.model_kind, r.beta, r.targeted) for r in records] == [
+        ("det", "deterministic", None, True), ("vib_a", "vib", 1e-3, True),
+        ("vib_b", "vib", 1e-2, True)]
+    assert not any(r.has_examples for r in records)
+    os.remove(first["summary"])
+    with pytest.raises(ValueError, match="the model of targeted/det"):
+        rf.earlier_records(str(tmp_path / "first"))
+    with pytest.raises(FileNotFoundError, match="attack_summaries.json"):
+        rf.earlier_records(str(tmp_path / "nothing"))

@@ -57,6 +57,11 @@ class AttackRecord:
         return self.targets is not None
 
     @property
+    def has_examples(self) -> bool:
+        """False for a record rebuilt from summary numbers alone."""
+        return len(self.indices) > 0
+
+    @property
     def is_vib(self) -> bool:
         return self.model_kind == "vib"
 

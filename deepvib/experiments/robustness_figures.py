@@ -37,7 +37,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from deepvib.experiments.records import NORMS, AttackRecord, load_records
+from deepvib.experiments.records import NORMS, AttackRecord, load_records, sort_key
 from deepvib.training.atomic import write_bytes
 
 OUTCOME_COLOURS = {
@@ -102,6 +102,11 @@ def figure3(
         if not np.array_equal(r.indices[:max_images], indices):
             raise ValueError(f"{r.run_name} was attacked on other test images than "
                              f"{records[0].run_name}; Figure 3 needs the same images")
+    summary_only = [r.run_name for r in records if not r.has_examples]
+    if summary_only:
+        raise FigureUnavailableError(
+            f"Figure 3 needs per-example results and images; only summary numbers are at hand "
+            f"for {', '.join(summary_only)} (from earlier results)")
     originals = records[0].load_images()[0][:max_images]
     columns = [("original", [on_background(o, (0.0, 0.0, 0.0)) for o in originals])]
     for r, name in zip(records, display_names(records), strict=True):
@@ -300,10 +305,74 @@ def robustness_summary(experiments: dict[str, list[AttackRecord]]) -> dict[str, 
 def attack_summaries(experiments: dict[str, list[AttackRecord]]) -> dict[str, Any]:
     """{experiment name: {run: summary numbers, seconds, params, logits}} of every record."""
     return {name: {r.run_name: {**{k: r.summary.get(k) for k in RECORD_SUMMARY_KEYS},
+                                "model_kind": r.model_kind, "beta": r.beta,
                                 "seconds": r.raw.get("seconds"), "params": r.raw.get("params"),
                                 "logits": r.raw.get("logits")}
                    for r in records}
             for name, records in experiments.items()}
+
+
+def earlier_records(results_dir: str) -> dict[str, list[AttackRecord]]:
+    """{experiment name: summary-only records} from an earlier `make_figures` output.
+
+    Its attack_summaries.json holds each run's summary numbers, time and parameters; the model
+    kind and beta come from the entry or, in files written before entries carried them, from
+    the robustness_summary.json beside it. The records hold no per-example results or images,
+    so they serve Figure 4 and the summaries, not Figure 3.
+    """
+    path = os.path.join(results_dir, ATTACK_SUMMARIES_JSON)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} does not exist (written by bin/robustness_figures)")
+    with open(path, encoding="utf-8") as f:
+        summaries = json.load(f)
+    models = _earlier_models(results_dir)
+    experiments = {}
+    for name, runs in summaries.items():
+        records = []
+        for run, entry in runs.items():
+            kind = entry.get("model_kind", models.get(run, {}).get("model"))
+            beta = entry["beta"] if "model_kind" in entry else models.get(run, {}).get("beta")
+            if kind is None:
+                raise ValueError(f"{path}: the model of {name}/{run} is recorded neither there "
+                                 f"nor in {SUMMARY_JSON}")
+            records.append(_summary_record(run, kind, beta, entry, results_dir))
+        experiments[name] = sorted(records, key=sort_key)
+    return experiments
+
+
+def _earlier_models(results_dir: str) -> dict[str, dict[str, Any]]:
+    path = os.path.join(results_dir, SUMMARY_JSON)
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f).get("models", {})
+
+
+def _summary_record(run: str, kind: str, beta: float | None, entry: dict[str, Any],
+                    directory: str) -> AttackRecord:
+    summary = {k: entry.get(k) for k in RECORD_SUMMARY_KEYS}
+    targeted = bool((entry.get("params") or {}).get("targeted"))
+    empty = np.zeros(0, np.int64)
+    raw = {"run_name": run, "model_kind": kind, "beta": beta, "summary": summary,
+           **{k: entry.get(k) for k in ("seconds", "params", "logits")}}
+    return AttackRecord(run_name=run, model_kind=kind, beta=beta, summary=summary,
+                        labels=empty, targets=empty if targeted else None, predicted=empty,
+                        indices=empty, directory=directory, raw=raw)
+
+
+def _experiment_records(directory: str,
+                        earlier: dict[str, list[AttackRecord]]) -> list[AttackRecord]:
+    """The directory's records, plus earlier summary-only runs it lacks (matched by the
+    directory's name, then the run's); the earlier runs alone if the directory is gone."""
+    before = earlier.get(_dir_name(directory), [])
+    try:
+        found = load_records(directory)
+    except FileNotFoundError:
+        if before:
+            return before
+        raise
+    names = {r.run_name for r in found}
+    return sorted(found + [r for r in before if r.run_name not in names], key=sort_key)
 
 
 def _dir_name(directory: str) -> str:
@@ -314,6 +383,7 @@ def make_figures(
     output_dir: str, *, zeros_to_ones_dir: str | None = None, targeted_dir: str | None = None,
     untargeted_dir: str | None = None, norms_dir: str | None = None,
     models_as_rows: bool = False, summary_dirs: list[str] | None = None,
+    earlier_results: str | None = None,
 ) -> dict[str, str]:
     """Every figure the given experiment directories allow, plus the JSON summary.
 
@@ -322,6 +392,9 @@ def make_figures(
     targeted_dir / untargeted_dir: CW on the first N test images (Figure 4(b)).
     summary_dirs: further experiment directories (e.g. mean mode) whose records join the
     given ones in `attack_summaries.json`, the summary numbers of every attack.json.
+    earlier_results: an earlier output_dir of this function. Runs of its attack_summaries.json
+    fill in the experiments of the same directory name whose directory lacks them or is gone
+    (summary numbers only: Figure 3 needs the directories).
     A figure the results cannot support (`FigureUnavailableError`) is skipped; the summary's
     `skipped_figures` says why. Returns {name: path} of the files written.
     """
@@ -332,7 +405,8 @@ def make_figures(
                          "untargeted)")
     # Every directory is read once, up front, so a bad one fails before anything is written.
     every_dir = list(dict.fromkeys([d for d in sources.values() if d] + (summary_dirs or [])))
-    loaded = {d: load_records(d) for d in every_dir}
+    earlier = earlier_records(earlier_results) if earlier_results else {}
+    loaded = {d: _experiment_records(d, earlier) for d in every_dir}
     experiments = {name: loaded[d] for name, d in sources.items() if d}
     written: dict[str, str] = {}
     skipped: dict[str, str] = {}
@@ -357,6 +431,8 @@ def make_figures(
             experiments.get("targeted", []), experiments.get("untargeted", []), path, others))
     summary = robustness_summary(experiments)
     summary["sources"] = {k: os.path.abspath(v) for k, v in sources.items() if v}
+    if earlier_results:
+        summary["sources"]["earlier_results"] = os.path.abspath(earlier_results)
     summary["figures"] = {k: os.path.basename(v) for k, v in written.items()}
     summary["skipped_figures"] = skipped
     written["summary"] = os.path.join(output_dir, SUMMARY_JSON)
