@@ -251,6 +251,18 @@ def test_figures_from_attack_outputs(attacks, tmp_path):
     vib = every["untargeted"]["vib"]
     assert vib["redraws"] == robustness.REDRAWS and vib["params"]["max_iterations"] == 40
     assert vib["n"] == NUM_IMAGES and every["targeted"]["deterministic"]["redraws"] is None
+    # The directories gone: Figure 4(b) is redrawn, identical, from the earlier summaries.
+    gone, again = tmp_path / "gone", tmp_path / "again"
+    proc = run_tool(FIGURES, f"--targeted_dir={gone / 'targeted'}",
+                    f"--untargeted_dir={gone / 'untargeted'}", f"--earlier_results={out}",
+                    f"--output_dir={again}")
+    assert proc.returncode == 0, proc.stderr
+    assert "untargeted: from earlier results: deterministic, vib" in proc.stdout
+    name = "figure4b_accuracy_under_attack.png"
+    assert (again / name).read_bytes() == (out / name).read_bytes()
+    proc = run_tool(FIGURES, f"--targeted_dir={gone / 'targeted'}", f"--earlier_results={out}",
+                    f"--output_dir={tmp_path / 'refused'}")
+    assert proc.returncode == 2 and "no given directory names: untargeted" in proc.stderr
 
 
 @pytest.mark.parametrize("args, message", [

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import shutil
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from matplotlib import image as mpimg
 
 from deepvib.experiments import robustness_figures as rf
 from deepvib.experiments.records import AttackRecord, load_records
+from deepvib.experiments.summary_records import earlier_records
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -242,7 +244,7 @@ def _targeted_and_untargeted(tmp_path) -> tuple[str, str]:
     return targeted, untargeted
 
 
-def _json(path: str):
+def _json(path: str) -> Any:
     with open(path, encoding="utf-8") as f:
         return json.load(f)
 
@@ -256,46 +258,118 @@ def test_earlier_results_redraw_figure4_without_the_directories(zeros_to_ones, t
     again = rf.make_figures(str(tmp_path / "again"), zeros_to_ones_dir=zeros_to_ones,
                             targeted_dir=targeted, untargeted_dir=untargeted,
                             earlier_results=str(tmp_path / "first"))
-    for name in ("figure4a", "figure4b", "attack_summaries"):
+    for name in ("figure3", "figure4a", "figure4b"):  # Figure 3 carried over, the rest redrawn
         with open(first[name], "rb") as a, open(again[name], "rb") as b:
             assert a.read() == b.read(), name
+    assert _json(again["attack_summaries"]) == _json(first["attack_summaries"])
     before, after = _json(first["summary"]), _json(again["summary"])
     assert after["models"] == before["models"] and after["base_norms"] == before["base_norms"]
-    assert "figure3" not in again and "per-example" in after["skipped_figures"]["figure3"]
+    assert after["carried_over_figures"] == {"figure3": str(tmp_path / "first")}
+    assert after["from_earlier_results"]["targeted"] == ["det", "vib_a", "vib_b"]
+
+
+def test_redrawing_in_place_keeps_figure3_only_while_its_runs_are_unchanged(zeros_to_ones,
+                                                                            tmp_path):
+    out = str(tmp_path / "out")
+    first = rf.make_figures(out, zeros_to_ones_dir=zeros_to_ones)
+    with open(first["figure3"], "rb") as f:
+        drawn = f.read()
+    shutil.rmtree(zeros_to_ones)
+    # Every run from the earlier results: the Figure 3 drawn from them is carried over.
+    again = rf.make_figures(out, zeros_to_ones_dir=zeros_to_ones, earlier_results=out)
+    with open(again["figure3"], "rb") as f:
+        assert f.read() == drawn
+    summary = _json(again["summary"])
+    assert summary["carried_over_figures"] == {"figure3": out}
+    assert summary["figures"]["figure3"] == rf.FIGURE3_PNG
+    # A new run joins: Figure 3 cannot be redrawn, and the old drawing is removed.
+    write_record(zeros_to_ones, "vib_c", "vib", 1e-1, predicted=[1, 1, 0], targets=[1, 1, 1])
+    again = rf.make_figures(out, zeros_to_ones_dir=zeros_to_ones, earlier_results=out)
+    assert "figure3" not in again and not os.path.exists(first["figure3"])
+    assert "vib_c" not in _json(again["summary"])["skipped_figures"]["figure3"]
+    assert os.path.exists(again["figure4a"])
 
 
 def test_earlier_results_fill_in_runs_a_directory_lacks(tmp_path):
     targeted, untargeted = _targeted_and_untargeted(tmp_path)
-    rf.make_figures(str(tmp_path / "first"), targeted_dir=targeted, untargeted_dir=untargeted)
+    rf.make_figures(str(tmp_path / "first"), targeted_dir=targeted, untargeted_dir=untargeted,
+                    summary_dirs=[untargeted])
     shutil.rmtree(os.path.join(targeted, "vib_b"))
     shutil.rmtree(os.path.join(targeted, "vib_a"))  # rerun below with another outcome
     write_record(targeted, "vib_a", "vib", 1e-3, labels=[1, 2], predicted=[3, 4],
                  targets=[3, 4])
     written = rf.make_figures(str(tmp_path / "out"), targeted_dir=targeted,
+                              summary_dirs=[str(tmp_path / "gone" / "untargeted")],
                               earlier_results=str(tmp_path / "first"))
-    models = _json(written["summary"])["models"]
-    assert set(models) == {"det", "vib_a", "vib_b"}
-    assert models["vib_a"]["targeted"]["accuracy_under_attack"] == 0.0  # the directory's
-    assert models["vib_b"]["targeted"]["accuracy_under_attack"] == 1.0  # the earlier one
-    entries = _json(written["attack_summaries"])["targeted"]
-    assert entries["vib_b"]["model_kind"] == "vib" and entries["vib_b"]["beta"] == 1e-2
+    summary = _json(written["summary"])
+    assert set(summary["models"]) == {"det", "vib_a", "vib_b"}
+    assert summary["models"]["vib_a"]["targeted"]["accuracy_under_attack"] == 0.0  # on disk
+    assert summary["models"]["vib_b"]["targeted"]["accuracy_under_attack"] == 1.0  # earlier
+    assert summary["from_earlier_results"] == {"targeted": ["vib_b"],
+                                               "untargeted": ["det", "vib_a", "vib_b"]}
+    entries = _json(written["attack_summaries"])
+    assert entries["targeted"]["vib_b"]["model_kind"] == "vib"
+    assert entries["targeted"]["vib_b"]["beta"] == 1e-2
+    assert set(entries["untargeted"]) == {"det", "vib_a", "vib_b"}
+
+
+def test_figure3_is_skipped_not_broken_when_some_runs_are_summary_only(zeros_to_ones,
+                                                                         tmp_path):
+    rf.make_figures(str(tmp_path / "first"), zeros_to_ones_dir=zeros_to_ones)
+    shutil.rmtree(os.path.join(zeros_to_ones, "vib_b"))
+    written = rf.make_figures(str(tmp_path / "out"), zeros_to_ones_dir=zeros_to_ones,
+                              earlier_results=str(tmp_path / "first"))
+    skipped = _json(written["summary"])["skipped_figures"]
+    assert "figure3" not in written and "vib_b" in skipped["figure3"]
+    assert "figure4a" in written
+
+
+def test_earlier_results_must_be_the_same_attack_and_all_used(tmp_path):
+    targeted, _ = _targeted_and_untargeted(tmp_path)
+    rf.make_figures(str(tmp_path / "first"), targeted_dir=targeted)
+    other = str(tmp_path / "other" / "targeted")  # same name, an untargeted attack
+    write_record(other, "vib_c", "vib", 1e-1, labels=[1, 2], predicted=[1, 2])
+    with pytest.raises(ValueError, match="the earlier run det of targeted was another attack"):
+        rf.make_figures(str(tmp_path / "out"), targeted_dir=other,
+                        earlier_results=str(tmp_path / "first"))
+    with pytest.raises(ValueError, match="no given directory names: targeted"):
+        rf.make_figures(str(tmp_path / "out"), untargeted_dir=other.replace("targeted", "u"),
+                        earlier_results=str(tmp_path / "first"))
+    assert not os.path.exists(tmp_path / "out")
 
 
 def test_earlier_results_without_model_kinds_use_the_robustness_summary(tmp_path):
-    targeted, untargeted = _targeted_and_untargeted(tmp_path)
+    targeted, _ = _targeted_and_untargeted(tmp_path)
     first = rf.make_figures(str(tmp_path / "first"), targeted_dir=targeted)
     summaries = _json(first["attack_summaries"])
     for entry in summaries["targeted"].values():
         del entry["model_kind"], entry["beta"]
-    with open(first["attack_summaries"], "w", encoding="utf-8") as f:
-        json.dump(summaries, f)
-    records = rf.earlier_records(str(tmp_path / "first"))["targeted"]
+    _write_json(first["attack_summaries"], summaries)
+    records = earlier_records(str(tmp_path / "first"))["targeted"]
     assert [(r.run_name, r.model_kind, r.beta, r.targeted) for r in records] == [
         ("det", "deterministic", None, True), ("vib_a", "vib", 1e-3, True),
         ("vib_b", "vib", 1e-2, True)]
-    assert not any(r.has_examples for r in records)
+    assert all(r.summary_only for r in records)
     os.remove(first["summary"])
-    with pytest.raises(ValueError, match="the model of targeted/det"):
-        rf.earlier_records(str(tmp_path / "first"))
+    with pytest.raises(ValueError, match="targeted/det: the model is recorded neither"):
+        earlier_records(str(tmp_path / "first"))
     with pytest.raises(FileNotFoundError, match="attack_summaries.json"):
-        rf.earlier_records(str(tmp_path / "nothing"))
+        earlier_records(str(tmp_path / "nothing"))
+
+
+def test_earlier_results_need_params_targeted(tmp_path):
+    targeted, _ = _targeted_and_untargeted(tmp_path)
+    first = rf.make_figures(str(tmp_path / "first"), targeted_dir=targeted)
+    summaries = _json(first["attack_summaries"])
+    summaries["targeted"]["det"]["params"] = None
+    _write_json(first["attack_summaries"], summaries)
+    with pytest.raises(ValueError, match="targeted/det: no params.targeted"):
+        earlier_records(str(tmp_path / "first"))
+    _write_json(first["attack_summaries"], ["not", "a", "mapping"])
+    with pytest.raises(ValueError, match="is not"):
+        earlier_records(str(tmp_path / "first"))
+
+
+def _write_json(path: str, obj: Any) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(obj, f)

@@ -34,6 +34,7 @@ class AttackRecord:
     indices: np.ndarray
     directory: str
     raw: dict[str, Any]
+    summary_only: bool = False  # rebuilt from attack_summaries.json: no per-example results
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], directory: str) -> AttackRecord:
@@ -55,11 +56,6 @@ class AttackRecord:
     @property
     def targeted(self) -> bool:
         return self.targets is not None
-
-    @property
-    def has_examples(self) -> bool:
-        """False for a record rebuilt from summary numbers alone."""
-        return len(self.indices) > 0
 
     @property
     def is_vib(self) -> bool:

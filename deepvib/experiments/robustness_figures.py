@@ -19,8 +19,9 @@ JSON summary.
 
 Several runs with the same beta are averaged (the error bars are their standard deviation),
 as the paper averages three models per beta. VIB with beta = 0 has no place on a log axis: it
-is reported in the summary only. Rendering uses matplotlib's Agg canvas (headless) and every
-file is written atomically.
+is reported in the summary only. Runs whose directories are gone can come from an earlier
+output's attack_summaries.json (`summary_records`). Rendering uses matplotlib's Agg canvas
+(headless) and every file is written atomically.
 """
 
 from __future__ import annotations
@@ -37,7 +38,15 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from deepvib.experiments.records import NORMS, AttackRecord, load_records, sort_key
+from deepvib.experiments.records import NORMS, AttackRecord
+from deepvib.experiments.summary_records import (
+    ATTACK_SUMMARIES_JSON,
+    SUMMARY_JSON,
+    attack_summaries,
+    earlier_records,
+    experiment_name,
+    records_with_earlier,
+)
 from deepvib.training.atomic import write_bytes
 
 OUTCOME_COLOURS = {
@@ -49,12 +58,6 @@ NORM_LABELS = {"l0": "$L_0$", "l2": "$L_2$", "linf": r"$L_\infty$"}
 FIGURE3_PNG = "figure3_zeros_to_ones.png"
 FIGURE4A_PNG = "figure4a_relative_norms.png"
 FIGURE4B_PNG = "figure4b_accuracy_under_attack.png"
-SUMMARY_JSON = "robustness_summary.json"
-ATTACK_SUMMARIES_JSON = "attack_summaries.json"
-RECORD_SUMMARY_KEYS = (
-    "n", "n_perturbed", "n_success", "success_rate", "accuracy_under_attack", "redraws",
-    "redrawn_accuracy_under_attack", "redrawn_success_rate", "mean_l0", "mean_l2", "mean_linf",
-    "clean_accuracy", "total_iterations")
 BASE_MODEL = "deterministic"
 
 
@@ -97,16 +100,16 @@ def figure3(
     """Originals and every model's adversarial images, colour-coded by outcome."""
     if not records:
         raise ValueError("Figure 3 needs at least one attack record")
+    summary_only = [r.run_name for r in records if r.summary_only]
+    if summary_only:
+        raise FigureUnavailableError(
+            f"Figure 3 needs per-example results and images; only summary numbers are at hand "
+            f"for {', '.join(summary_only)} (from earlier results)")
     indices = records[0].indices[:max_images]
     for r in records:
         if not np.array_equal(r.indices[:max_images], indices):
             raise ValueError(f"{r.run_name} was attacked on other test images than "
                              f"{records[0].run_name}; Figure 3 needs the same images")
-    summary_only = [r.run_name for r in records if not r.has_examples]
-    if summary_only:
-        raise FigureUnavailableError(
-            f"Figure 3 needs per-example results and images; only summary numbers are at hand "
-            f"for {', '.join(summary_only)} (from earlier results)")
     originals = records[0].load_images()[0][:max_images]
     columns = [("original", [on_background(o, (0.0, 0.0, 0.0)) for o in originals])]
     for r, name in zip(records, display_names(records), strict=True):
@@ -302,83 +305,6 @@ def robustness_summary(experiments: dict[str, list[AttackRecord]]) -> dict[str, 
                                       if m["model"] == "vib" and not m["beta"])}
 
 
-def attack_summaries(experiments: dict[str, list[AttackRecord]]) -> dict[str, Any]:
-    """{experiment name: {run: summary numbers, seconds, params, logits}} of every record."""
-    return {name: {r.run_name: {**{k: r.summary.get(k) for k in RECORD_SUMMARY_KEYS},
-                                "model_kind": r.model_kind, "beta": r.beta,
-                                "seconds": r.raw.get("seconds"), "params": r.raw.get("params"),
-                                "logits": r.raw.get("logits")}
-                   for r in records}
-            for name, records in experiments.items()}
-
-
-def earlier_records(results_dir: str) -> dict[str, list[AttackRecord]]:
-    """{experiment name: summary-only records} from an earlier `make_figures` output.
-
-    Its attack_summaries.json holds each run's summary numbers, time and parameters; the model
-    kind and beta come from the entry or, in files written before entries carried them, from
-    the robustness_summary.json beside it. The records hold no per-example results or images,
-    so they serve Figure 4 and the summaries, not Figure 3.
-    """
-    path = os.path.join(results_dir, ATTACK_SUMMARIES_JSON)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} does not exist (written by bin/robustness_figures)")
-    with open(path, encoding="utf-8") as f:
-        summaries = json.load(f)
-    models = _earlier_models(results_dir)
-    experiments = {}
-    for name, runs in summaries.items():
-        records = []
-        for run, entry in runs.items():
-            kind = entry.get("model_kind", models.get(run, {}).get("model"))
-            beta = entry["beta"] if "model_kind" in entry else models.get(run, {}).get("beta")
-            if kind is None:
-                raise ValueError(f"{path}: the model of {name}/{run} is recorded neither there "
-                                 f"nor in {SUMMARY_JSON}")
-            records.append(_summary_record(run, kind, beta, entry, results_dir))
-        experiments[name] = sorted(records, key=sort_key)
-    return experiments
-
-
-def _earlier_models(results_dir: str) -> dict[str, dict[str, Any]]:
-    path = os.path.join(results_dir, SUMMARY_JSON)
-    if not os.path.isfile(path):
-        return {}
-    with open(path, encoding="utf-8") as f:
-        return json.load(f).get("models", {})
-
-
-def _summary_record(run: str, kind: str, beta: float | None, entry: dict[str, Any],
-                    directory: str) -> AttackRecord:
-    summary = {k: entry.get(k) for k in RECORD_SUMMARY_KEYS}
-    targeted = bool((entry.get("params") or {}).get("targeted"))
-    empty = np.zeros(0, np.int64)
-    raw = {"run_name": run, "model_kind": kind, "beta": beta, "summary": summary,
-           **{k: entry.get(k) for k in ("seconds", "params", "logits")}}
-    return AttackRecord(run_name=run, model_kind=kind, beta=beta, summary=summary,
-                        labels=empty, targets=empty if targeted else None, predicted=empty,
-                        indices=empty, directory=directory, raw=raw)
-
-
-def _experiment_records(directory: str,
-                        earlier: dict[str, list[AttackRecord]]) -> list[AttackRecord]:
-    """The directory's records, plus earlier summary-only runs it lacks (matched by the
-    directory's name, then the run's); the earlier runs alone if the directory is gone."""
-    before = earlier.get(_dir_name(directory), [])
-    try:
-        found = load_records(directory)
-    except FileNotFoundError:
-        if before:
-            return before
-        raise
-    names = {r.run_name for r in found}
-    return sorted(found + [r for r in before if r.run_name not in names], key=sort_key)
-
-
-def _dir_name(directory: str) -> str:
-    return os.path.basename(os.path.normpath(directory))
-
-
 def make_figures(
     output_dir: str, *, zeros_to_ones_dir: str | None = None, targeted_dir: str | None = None,
     untargeted_dir: str | None = None, norms_dir: str | None = None,
@@ -393,8 +319,9 @@ def make_figures(
     summary_dirs: further experiment directories (e.g. mean mode) whose records join the
     given ones in `attack_summaries.json`, the summary numbers of every attack.json.
     earlier_results: an earlier output_dir of this function. Runs of its attack_summaries.json
-    fill in the experiments of the same directory name whose directory lacks them or is gone
-    (summary numbers only: Figure 3 needs the directories).
+    fill in the experiments of the same directory base name whose directory lacks them or is
+    gone (`summary_records`); every experiment it holds must be named by a given directory.
+    Figure 3 is skipped if any of its runs is summary-only.
     A figure the results cannot support (`FigureUnavailableError`) is skipped; the summary's
     `skipped_figures` says why. Returns {name: path} of the files written.
     """
@@ -406,7 +333,12 @@ def make_figures(
     # Every directory is read once, up front, so a bad one fails before anything is written.
     every_dir = list(dict.fromkeys([d for d in sources.values() if d] + (summary_dirs or [])))
     earlier = earlier_records(earlier_results) if earlier_results else {}
-    loaded = {d: _experiment_records(d, earlier) for d in every_dir}
+    unused = sorted(set(earlier) - {experiment_name(d) for d in every_dir})
+    if unused:
+        raise ValueError(f"{earlier_results} holds experiments that no given directory names: "
+                         f"{', '.join(unused)} (give their directories, gone or not, under the "
+                         "same base names)")
+    loaded = {d: records_with_earlier(d, earlier) for d in every_dir}
     experiments = {name: loaded[d] for name, d in sources.items() if d}
     written: dict[str, str] = {}
     skipped: dict[str, str] = {}
@@ -418,33 +350,70 @@ def make_figures(
             written[name] = path
         except FigureUnavailableError as e:
             skipped[name] = str(e)
+            if os.path.exists(path):  # an earlier drawing would no longer match the summary
+                os.remove(path)
 
-    if "zeros_to_ones" in experiments:
+    carried: dict[str, str] = {}
+    earlier_figure3 = (_earlier_figure3(earlier_results, zeros_to_ones_dir,
+                                        experiments["zeros_to_ones"])
+                       if earlier_results and "zeros_to_ones" in experiments else None)
+    if earlier_figure3 is not None:
+        written["figure3"] = os.path.join(output_dir, FIGURE3_PNG)
+        write_bytes(written["figure3"], earlier_figure3)
+        carried["figure3"] = os.path.abspath(earlier_results)
+    elif "zeros_to_ones" in experiments:
         draw("figure3", FIGURE3_PNG, lambda path: figure3(
             experiments["zeros_to_ones"], path, models_as_rows=models_as_rows))
     norms = experiments.get("norms", experiments.get("zeros_to_ones"))
     if norms is not None:
         draw("figure4a", FIGURE4A_PNG, lambda path: figure4a(norms, path))
     if "targeted" in experiments or "untargeted" in experiments:
-        others = {_dir_name(d): loaded[d] for d in summary_dirs or []}
+        others = {experiment_name(d): loaded[d] for d in summary_dirs or []}
         draw("figure4b", FIGURE4B_PNG, lambda path: figure4b(
             experiments.get("targeted", []), experiments.get("untargeted", []), path, others))
     summary = robustness_summary(experiments)
     summary["sources"] = {k: os.path.abspath(v) for k, v in sources.items() if v}
     if earlier_results:
         summary["sources"]["earlier_results"] = os.path.abspath(earlier_results)
+        summary["from_earlier_results"] = {
+            experiment_name(d): [r.run_name for r in loaded[d] if r.summary_only]
+            for d in every_dir if any(r.summary_only for r in loaded[d])}
     summary["figures"] = {k: os.path.basename(v) for k, v in written.items()}
     summary["skipped_figures"] = skipped
+    if carried:
+        summary["carried_over_figures"] = carried
     written["summary"] = os.path.join(output_dir, SUMMARY_JSON)
     write_bytes(written["summary"], (_dumps(summary) + "\n").encode("utf-8"))
     written["attack_summaries"] = os.path.join(output_dir, ATTACK_SUMMARIES_JSON)
     write_bytes(written["attack_summaries"],
-                (_dumps(attack_summaries({_dir_name(d): loaded[d] for d in every_dir}))
+                (_dumps(attack_summaries({experiment_name(d): loaded[d] for d in every_dir}))
                  + "\n").encode("utf-8"))
     return written
 
 
 # ----------------------------------------------------------------------- helpers
+def _earlier_figure3(earlier_results: str, zeros_to_ones_dir: str,
+                     records: list[AttackRecord]) -> bytes | None:
+    """The earlier output's Figure 3 PNG if it was drawn from exactly these runs: every one
+    of them comes from there (summary-only) and there it was drawn from a directory of the
+    same base name. Figure 3 cannot be redrawn from summaries; this one is still right."""
+    if not records or not all(r.summary_only for r in records):
+        return None
+    path = os.path.join(earlier_results, SUMMARY_JSON)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        earlier = json.load(f)
+    source = earlier.get("sources", {}).get("zeros_to_ones")
+    png = os.path.join(earlier_results, FIGURE3_PNG)
+    if (earlier.get("figures", {}).get("figure3") != FIGURE3_PNG or source is None
+            or experiment_name(source) != experiment_name(zeros_to_ones_dir)
+            or not os.path.isfile(png)):
+        return None
+    with open(png, "rb") as f:
+        return f.read()
+
+
 def _require_vib(groups: dict[float, list[AttackRecord]], figure: str):
     if not groups:
         raise FigureUnavailableError(f"{figure} needs at least one VIB model with beta > 0")
