@@ -173,15 +173,20 @@ def test_base_norms_average_deterministic_runs_and_ignore_failures(tmp_path):
     assert rf.base_norms(load_records(d))["l2"] == pytest.approx(2.0)
 
 
-def test_make_figures_writes_pngs_and_summary(zeros_to_ones, tmp_path):
+def _targeted_and_untargeted(tmp_path) -> tuple[str, str]:
     targeted, untargeted = str(tmp_path / "targeted"), str(tmp_path / "untargeted")
     for d, targets in ((targeted, [3, 4]), (untargeted, None)):
         write_record(d, "det", "deterministic", None, labels=[1, 2], predicted=[3, 4],
                      targets=targets)
-        write_record(d, "vib_a1", "vib", 1e-3, labels=[1, 2], predicted=[1, 4],
+        write_record(d, "vib_a", "vib", 1e-3, labels=[1, 2], predicted=[1, 4],
                      targets=targets)
         write_record(d, "vib_b", "vib", 1e-2, labels=[1, 2], predicted=[1, 2],
                      targets=targets)
+    return targeted, untargeted
+
+
+def test_make_figures_writes_pngs_and_summary(zeros_to_ones, tmp_path):
+    targeted, untargeted = _targeted_and_untargeted(tmp_path)
     out = str(tmp_path / "figures")
     written = rf.make_figures(out, zeros_to_ones_dir=zeros_to_ones, targeted_dir=targeted,
                               untargeted_dir=untargeted)
@@ -230,18 +235,6 @@ def test_record_label():
     record = AttackRecord("r", "vib", 1e-3, {}, np.zeros(1), None, np.zeros(1), np.zeros(1),
                           ".", {})
     assert record.label == "VIB β=1e-03" and record.is_vib and not record.targeted
-
-
-def _targeted_and_untargeted(tmp_path) -> tuple[str, str]:
-    targeted, untargeted = str(tmp_path / "targeted"), str(tmp_path / "untargeted")
-    for d, targets in ((targeted, [3, 4]), (untargeted, None)):
-        write_record(d, "det", "deterministic", None, labels=[1, 2], predicted=[3, 4],
-                     targets=targets)
-        write_record(d, "vib_a", "vib", 1e-3, labels=[1, 2], predicted=[1, 4],
-                     targets=targets)
-        write_record(d, "vib_b", "vib", 1e-2, labels=[1, 2], predicted=[1, 2],
-                     targets=targets)
-    return targeted, untargeted
 
 
 def _json(path: str) -> Any:
