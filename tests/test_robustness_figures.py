@@ -326,7 +326,7 @@ def test_earlier_results_must_be_the_same_attack_and_all_used(tmp_path):
         rf.make_figures(str(tmp_path / "out"), targeted_dir=other,
                         earlier_results=str(tmp_path / "first"))
     with pytest.raises(ValueError, match="no given directory names: targeted"):
-        rf.make_figures(str(tmp_path / "out"), untargeted_dir=other.replace("targeted", "u"),
+        rf.make_figures(str(tmp_path / "out"), untargeted_dir=str(tmp_path / "other" / "u"),
                         earlier_results=str(tmp_path / "first"))
     assert not os.path.exists(tmp_path / "out")
 

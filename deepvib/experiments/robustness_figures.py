@@ -340,6 +340,9 @@ def make_figures(
                          "same base names)")
     loaded = {d: records_with_earlier(d, earlier) for d in every_dir}
     experiments = {name: loaded[d] for name, d in sources.items() if d}
+    earlier_figure3 = (_earlier_figure3(earlier_results, zeros_to_ones_dir,
+                                        experiments["zeros_to_ones"])
+                       if earlier_results and zeros_to_ones_dir else None)
     written: dict[str, str] = {}
     skipped: dict[str, str] = {}
 
@@ -354,9 +357,6 @@ def make_figures(
                 os.remove(path)
 
     carried: dict[str, str] = {}
-    earlier_figure3 = (_earlier_figure3(earlier_results, zeros_to_ones_dir,
-                                        experiments["zeros_to_ones"])
-                       if earlier_results and "zeros_to_ones" in experiments else None)
     if earlier_figure3 is not None:
         written["figure3"] = os.path.join(output_dir, FIGURE3_PNG)
         write_bytes(written["figure3"], earlier_figure3)
