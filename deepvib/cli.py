@@ -24,4 +24,14 @@ def run_main(main: Callable) -> None:
             print(f"{prog}: error: {e}", file=sys.stderr)
             sys.exit(EXIT_BAD_INPUT)
 
-    app.run(guarded)
+    app.run(guarded, flags_parser=parse_flags)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's parsing, but a bad flag (a typo, a bad value) exits 2 like every other bad input."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        prog = argv[0].rsplit("/", 1)[-1]
+        print(f"{prog}: error: {e}\nPass --helpfull to see the flags.", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)

@@ -96,6 +96,6 @@ def test_multi_worker_smoke_two_local_workers(single_device, tmp_path):
     progress = (tmp_path / "run" / "progress.jsonl").read_text().splitlines()
     assert len(progress) == 1
     epoch = json.loads(progress[0])
-    np.testing.assert_allclose(epoch["loss"], losses(single_device["deterministic"])[-1],
+    np.testing.assert_allclose(epoch["train_loss"], losses(single_device["deterministic"])[-1],
                                rtol=1e-5)
     assert (tmp_path / "run" / "metrics.json").exists()

@@ -1,4 +1,5 @@
-"""Datasets as `tf.data` pipelines: images float32 in [0, 1], shape 28x28x1, int64 labels."""
+"""Datasets as `tf.data` pipelines: images float32 in [0, 1] (MNIST 28x28x1, CelebA 64x64x3),
+int64 labels."""
 
 from deepvib.data.idx import IDXFormatError, read_idx, write_idx
 from deepvib.data.pipeline import make_dataset
@@ -9,6 +10,7 @@ from deepvib.data.sources import (
     label_entropy_bits,
     load_splits,
 )
+from deepvib.data.transforms import fit_split, resize_images
 
 __all__ = [
     "DATASETS",
@@ -16,8 +18,10 @@ __all__ = [
     "IDXFormatError",
     "Split",
     "label_entropy_bits",
+    "fit_split",
     "load_splits",
     "make_dataset",
     "read_idx",
+    "resize_images",
     "write_idx",
 ]

@@ -15,7 +15,8 @@ def make_dataset(
     seed: int = 0,
     drop_remainder: bool = False,
 ) -> tf.data.Dataset:
-    """Batches of (images float32 [B,28,28,1] in [0,1], labels int64 [B]).
+    """Batches of (images float32 [B,H,W,C] in [0,1], labels int64 [B]); uint8 images (kept
+    so in memory for large datasets) are converted per batch.
 
     Shuffling and batching act on example indices, and each batch is one vectorised gather
     from the arrays held in memory, so the pipeline costs a few microseconds per batch and
@@ -27,6 +28,11 @@ def make_dataset(
     if shuffle:
         ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    ds = ds.map(lambda index: (tf.gather(images, index), tf.gather(labels, index)),
-                num_parallel_calls=tf.data.AUTOTUNE)
+    def gather(index):
+        batch = tf.gather(images, index)
+        if batch.dtype == tf.uint8:
+            batch = tf.cast(batch, tf.float32) / 255.0
+        return batch, tf.gather(labels, index)
+
+    ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -16,7 +16,7 @@ import numpy as np
 
 from deepvib.data.idx import read_idx
 
-DATASETS = ("mnist", "mnist_5k")
+DATASETS = ("mnist", "mnist_5k", "celeb_a")
 NUM_CLASSES = 10
 IMAGE_SHAPE = (28, 28, 1)
 
@@ -45,7 +45,7 @@ class DataUnavailableError(RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class Split:
-    images: np.ndarray  # float32, [N, 28, 28, 1], in [0, 1]
+    images: np.ndarray  # float32 [N, H, W, C] in [0, 1] (MNIST: 28x28x1), or uint8 pixels
     labels: np.ndarray  # int64, [N]
 
     def __post_init__(self):
@@ -141,6 +141,10 @@ def load_split(dataset: str, split: str, data_dir: str | None = None) -> Split:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
     if split not in _IDX_FILES:
         raise ValueError(f"unknown split {split!r}; choose train or test")
+    if dataset == "celeb_a":
+        from deepvib.data.celeba import load_celeb_a
+
+        return load_celeb_a(split, data_dir)
     if dataset == "mnist_5k":
         if data_dir:
             raise ValueError("--data_dir applies to --dataset=mnist only")

@@ -1,4 +1,6 @@
-"""What every classifier here shares: the MLP trunk, the weight moving average, predictives.
+"""What every model here shares (`TrainableModel`: the weight moving average, the gradient
+step, the reports the trainer prints and saves) and what every classifier shares (the MLP
+trunk, predictives).
 
 The trunk is the encoder of Alemi et al. 2017 §4: two ReLU layers of 1024 units on the
 flattened 28x28 image. Images always enter in [0, 1]; `input_scaling="symmetric"` maps them
@@ -27,19 +29,21 @@ def mlp_trunk(config: ModelConfig) -> keras.Sequential:
     return keras.Sequential(layers, name="trunk")
 
 
-class Classifier(keras.Model):
-    """Base of the VIB and deterministic classifiers; subclasses define the objective."""
+class TrainableModel(keras.Model):
+    """A model the trainer can fit, average, report and resume; subclasses define the objective.
 
-    def __init__(self, config: ModelConfig, **kwargs):
+    `config` needs `model` (its name), `ema_decay` and `input_shape` (one image's shape).
+    """
+
+    def __init__(self, config, **kwargs):
         super().__init__(name=config.model, **kwargs)
         self.config = config
-        self.trunk = mlp_trunk(config)
-        self.decoder = keras.layers.Dense(config.num_classes, name="decoder")
         self._ema_weights: list[tf.Variable] = []
 
     # -- construction -------------------------------------------------------------------
-    def build_for_images(self, image_shape=(28, 28, 1)) -> Classifier:
+    def build_for_images(self, image_shape=None) -> TrainableModel:
         """Creates every variable (and the moving-average copies) by one symbolic call."""
+        image_shape = image_shape or self.config.input_shape
         self(tf.zeros((1, *image_shape)), training=False)
         if self.config.ema_decay > 0 and not self._ema_weights:
             with tf.init_scope():
@@ -84,6 +88,29 @@ class Classifier(keras.Model):
         if self._ema_weights:
             self.update_ema()
 
+    @staticmethod
+    def average(per_example: tf.Tensor) -> tf.Tensor:
+        """Mean over the global batch; correct under tf.distribute replication."""
+        return tf.nn.compute_average_loss(per_example)
+
+    # -- what the trainer reports (each family its own numbers) ----------------------------
+    def progress_fields(self) -> list[tuple[str, str]]:
+        """(metric, label) pairs of the per-epoch progress line, in order."""
+        raise NotImplementedError
+
+    def headline_metrics(self, evaluation: dict) -> dict:
+        """The top-level numbers of metrics.json, from the evaluation of the held-out split."""
+        raise NotImplementedError
+
+
+class Classifier(TrainableModel):
+    """Base of the VIB and deterministic classifiers; subclasses define the objective."""
+
+    def __init__(self, config: ModelConfig, **kwargs):
+        super().__init__(config, **kwargs)
+        self.trunk = mlp_trunk(config)
+        self.decoder = keras.layers.Dense(config.num_classes, name="decoder")
+
     # -- predictions with images in [0, 1] -------------------------------------------------
     def predictive_log_probs(self, images: tf.Tensor, num_samples: int | None = None) -> tf.Tensor:
         """log p(y|x), [B, C]. For VIB: mean of softmaxes over `num_samples` posterior samples
@@ -97,8 +124,3 @@ class Classifier(keras.Model):
     def error(labels: tf.Tensor, log_probs: tf.Tensor) -> tf.Tensor:
         predicted = tf.argmax(log_probs, axis=-1, output_type=labels.dtype)
         return tf.cast(tf.not_equal(predicted, labels), tf.float32)
-
-    @staticmethod
-    def average(per_example: tf.Tensor) -> tf.Tensor:
-        """Mean over the global batch; correct under tf.distribute replication."""
-        return tf.nn.compute_average_loss(per_example)

@@ -17,6 +17,7 @@ class ModelConfig:
     covariance: str = "diag"
     beta: float = 1e-3
     eval_samples: int = 12
+    train_samples: int = 1  # z samples per example in training; CE is their mean
     hidden_units: tuple[int, ...] = (1024, 1024)
     input_scaling: str = "symmetric"  # images in [0, 1] are fed to the MLP as 2x - 1
     dropout_rate: float = 0.0
@@ -38,6 +39,7 @@ class ModelConfig:
             (self.bottleneck_dim >= 1, f"bottleneck_dim must be >= 1, got {self.bottleneck_dim}"),
             (self.beta >= 0, f"beta must be >= 0, got {self.beta}"),
             (self.eval_samples >= 1, f"eval_samples must be >= 1, got {self.eval_samples}"),
+            (self.train_samples >= 1, f"train_samples must be >= 1, got {self.train_samples}"),
             (all(h >= 1 for h in self.hidden_units), "hidden_units must be positive"),
             (0 <= self.dropout_rate < 1, f"dropout_rate must be in [0, 1): {self.dropout_rate}"),
             (self.confidence_penalty >= 0, "confidence_penalty must be >= 0"),
@@ -49,9 +51,18 @@ class ModelConfig:
             if not ok:
                 raise ValueError(message)
 
+    family = "classifier"
+    input_shape = (28, 28, 1)  # one image as the models take it
+
     @property
     def stochastic(self) -> bool:
         return self.model == "vib"
+
+    def with_data(self, train_labels) -> ModelConfig:
+        """The config completed from the training data: H(Y) of its labels."""
+        from deepvib.data import label_entropy_bits
+
+        return dataclasses.replace(self, label_entropy_bits=label_entropy_bits(train_labels))
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

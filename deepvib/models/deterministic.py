@@ -56,6 +56,12 @@ class DeterministicClassifier(Classifier):
         self._trackers["error"].update_state(self.error(labels, logits))
         return {name: t.result() for name, t in self._trackers.items()}
 
+    def progress_fields(self) -> list[tuple[str, str]]:
+        return [("train_loss", "train loss"), ("test_error", "test err")]
+
+    def headline_metrics(self, evaluation: dict) -> dict:
+        return {"test_error": evaluation["error"]}
+
     def train_step(self, data):
         return self._step(data, training=True)
 

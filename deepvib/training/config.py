@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from deepvib.data import DATASETS
-from deepvib.models import ModelConfig
+from deepvib.models import ModelConfig, VAEConfig, config_from_dict
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
 # Keys that may change when a run is resumed: more epochs, or the same data moved elsewhere.
@@ -14,7 +14,7 @@ RESUMABLE_KEYS = ("epochs", "data_dir", "output_dir")
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    model: ModelConfig
+    model: ModelConfig | VAEConfig
     output_dir: str
     dataset: str = "mnist_5k"
     data_dir: str | None = None
@@ -41,6 +41,9 @@ class TrainConfig:
             (self.validation_size >= 0, "validation_size must be >= 0"),
             (self.strategy in STRATEGIES, f"strategy must be one of {STRATEGIES}"),
             (bool(self.output_dir), "an --output_dir is required"),
+            (self.strategy == "default" or not getattr(self.model, "uses_capacity", False),
+             f"--model={self.model.model} takes |batch-mean KL - C| over the whole batch, which "
+             "does not split across replicas: use --strategy=default"),
         ]
         for ok, message in checks:
             if not ok:
@@ -54,7 +57,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         d = dict(d)
-        d["model"] = ModelConfig.from_dict(d["model"])
+        d["model"] = config_from_dict(d["model"])
         return cls(**d)
 
     def differences(self, other: TrainConfig) -> list[str]:

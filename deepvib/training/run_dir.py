@@ -16,7 +16,7 @@ import os
 
 import tensorflow as tf
 
-from deepvib.models import Classifier, build_model
+from deepvib.models import TrainableModel, build_model
 from deepvib.training import atomic
 from deepvib.training.config import TrainConfig
 
@@ -100,8 +100,9 @@ def load_config(path: str) -> TrainConfig:
     return TrainConfig.from_dict(atomic.read_json(config_path))
 
 
-def load_model(path: str, averaged: bool = True) -> tuple[Classifier, TrainConfig]:
-    """The trained classifier of a run (moving-average weights when the run kept them)."""
+def load_model(path: str, averaged: bool = True) -> tuple[TrainableModel, TrainConfig]:
+    """The trained model (classifier or VAE) of a run, with its moving-average weights when
+    the run kept them."""
     config = load_config(path)
     model = build_model(config.model)
     latest = tf.train.latest_checkpoint(os.path.join(path, CHECKPOINTS))

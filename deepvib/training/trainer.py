@@ -1,6 +1,8 @@
-"""The training loop: `keras.Model.fit` over the classifier's own `train_step`, with per-epoch
-checkpoints (resume after interruption), evaluation on the moving-average weights,
-TensorBoard scalars, a progress line per epoch, and the final `metrics.json`.
+"""The training loop of every model family (classifiers, VAEs): `keras.Model.fit` over the
+model's own `train_step`, with per-epoch checkpoints (resume after interruption), evaluation on
+the moving-average weights, TensorBoard scalars, a progress line per epoch, and the final
+`metrics.json`. What each family reports comes from the model (`progress_fields`,
+`headline_metrics`) and from `deepvib.evaluation.final_evaluation`.
 
 Optimisation follows either the paper (§4.1.1: Adam, lr 1e-3, batch 100, 200 epochs) or the
 authors' demo code (Adam lr 1e-4, beta1 0.5, x0.97 every 2 epochs, weight EMA 0.999); both are
@@ -18,8 +20,9 @@ from collections.abc import Callable, Sequence
 import tensorflow as tf
 import tf_keras as keras
 
-from deepvib.data import Split, label_entropy_bits, load_splits, make_dataset
-from deepvib.models import Classifier, build_model
+from deepvib import evaluation
+from deepvib.data import Split, fit_split, load_splits, make_dataset
+from deepvib.models import TrainableModel, build_model
 from deepvib.training import atomic, run_dir
 from deepvib.training.config import TrainConfig
 from deepvib.training.distribute import make_strategy, shard_by_data
@@ -67,7 +70,8 @@ class EpochEnd(keras.callbacks.Callback):
         done = epoch + 1
         self.epoch_var.assign(done)
         self.manager.save(checkpoint_number=done)
-        record = {k: float(v) for k, v in (logs or {}).items()}
+        held_out = "validation" if self.config.validation_size else "test"
+        record = {named_metric(k, held_out): float(v) for k, v in (logs or {}).items()}
         record.update(epoch=done, seconds=round(time.time() - self._start, 3))
         record["learning_rate"] = float(
             tf.keras.backend.get_value(self.model.optimizer.learning_rate)
@@ -79,27 +83,44 @@ class EpochEnd(keras.callbacks.Callback):
                     if k != "epoch":
                         tf.summary.scalar(k, v)
             self.writer.flush()
-        self.log(progress_line(record, self.config.epochs, self.config.model.eval_samples))
+        fields = self.model.progress_fields()
+        if held_out != "test":
+            fields = [(k.replace("test_", "validation_", 1), label.replace("test", "val"))
+                      for k, label in fields]
+        self.log(progress_line(record, self.config.epochs, fields))
         if os.environ.get(KILL_AFTER_EPOCH_ENV) == str(done):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-def progress_line(record: dict, epochs: int, samples: int) -> str:
-    parts = [f"epoch {record['epoch']}/{epochs}", f"loss {record['loss']:.4f}"]
-    if "kl_bits" in record:
-        parts.append(f"I(Z;X)<= {record['kl_bits']:.1f} bits")
-    for key, label in (
-        (f"val_error_{samples}sample", f"test err({samples}) "),
-        ("val_error_1shot", "test err(1) "),
-        ("val_error", "test err "),
-    ):
+def named_metric(keras_name: str, held_out: str) -> str:
+    """Keras logs `loss` (training) and `val_loss` (held-out): `train_loss`, `test_loss` (or
+    `validation_loss` when the held-out split is a validation split)."""
+    if keras_name.startswith("val_"):
+        return f"{held_out}_{keras_name[4:]}"
+    return f"train_{keras_name}"
+
+
+def progress_line(record: dict, epochs: int, fields: list[tuple[str, str]]) -> str:
+    """One line per epoch: `fields` are (record key, label) pairs; missing keys are skipped."""
+    parts = [f"epoch {record['epoch']}/{epochs}"]
+    for key, label in fields:
         if key in record:
-            parts.append(f"{label}{100 * record[key]:.2f}%")
+            parts.append(f"{label} {_formatted(key, record[key])}")
     parts.append(f"{record['seconds']:.1f}s")
     return "  ".join(parts)
 
 
-def evaluate(model: Classifier, split: Split, strategy) -> dict:
+def _formatted(key: str, value: float) -> str:
+    if "error" in key:
+        return f"{100 * value:.2f}%"
+    if key.endswith("_bits"):
+        return f"{value:.1f} bits"
+    if "loss" in key and "ce" not in key:
+        return f"{value:.4f}"
+    return f"{value:.2f}"
+
+
+def evaluate(model: TrainableModel, split: Split, strategy) -> dict:
     ds = shard_by_data(make_dataset(split, EVAL_BATCH, shuffle=False))
     with strategy.scope(), model.averaged_weights():
         results = model.evaluate(ds, verbose=0, return_dict=True)
@@ -119,9 +140,8 @@ def train(
     """
     keras.utils.set_random_seed(config.seed)
     splits = load_splits(config.dataset, config.data_dir, config.validation_size)
-    model_config = dataclasses.replace(
-        config.model, label_entropy_bits=label_entropy_bits(splits["train"].labels)
-    )
+    splits = {name: fit_split(split, config.model.input_shape) for name, split in splits.items()}
+    model_config = config.model.with_data(splits["train"].labels)
     config = dataclasses.replace(config, model=model_config)
     strategy, is_chief = make_strategy(config.strategy)
     # Non-chief workers write their (identical) checkpoints to a scratch directory.
@@ -183,27 +203,32 @@ def train(
     return metrics
 
 
-def final_metrics(model: Classifier, config: TrainConfig, splits: dict, strategy) -> dict:
+def final_metrics(model: TrainableModel, config: TrainConfig, splits: dict, strategy) -> dict:
     held_out = "validation" if "final_test" in splits else "test"
     metrics = {
         "model": config.model.model,
+        "family": config.model.family,
         "dataset": config.dataset,
         "epochs": config.epochs,
-        "eval_samples": config.model.eval_samples,
         "averaged_weights": config.model.ema_decay > 0,
         held_out: evaluate(model, splits["test"], strategy),
         "train": evaluate(model, splits["train"], strategy),
     }
+    if config.model.family == "classifier":
+        metrics["eval_samples"] = config.model.eval_samples
     if "final_test" in splits:
         metrics["test"] = evaluate(model, splits["final_test"], strategy)
     summary = metrics["test"] if "test" in metrics else metrics[held_out]
-    key = f"error_{config.model.eval_samples}sample" if config.model.stochastic else "error"
-    metrics["test_error"] = summary[key]
-    if config.model.stochastic:
-        metrics["test_error_1shot"] = summary["error_1shot"]
-        metrics["test_error_mean"] = summary["error_mean"]
-        metrics["izx_upper_bits"] = summary["kl_bits"]
-        metrics["izy_lower_bits"] = summary["izy_lower_bits"]
+    metrics.update(model.headline_metrics(summary))
+    with model.averaged_weights():
+        metrics.update(evaluation.final_evaluation(model, splits.get("final_test", splits["test"])))
     return metrics
 
 
+def summary_line(metrics: dict, metrics_path: str) -> str:
+    """What bin/train prints at the end of a run."""
+    run = f"({metrics['model']}, {metrics['dataset']}, {metrics['epochs']} epochs)"
+    run += f" -> {metrics_path}"
+    if "test_error" in metrics:
+        return f"test error: {100 * metrics['test_error']:.2f}% {run}"
+    return f"test ELBO: {metrics['test_elbo']:.2f} nats/image {run}"
