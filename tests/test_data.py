@@ -3,6 +3,7 @@ the no-data error and the tf.data pipeline. Nothing here reads ../shared or the 
 
 import gzip
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -100,6 +101,22 @@ def test_mnist_from_idx_dir_has_the_documented_format(fake_mnist_dir):
     raw = read_idx(fake_mnist_dir / "train-images-idx3-ubyte.gz")
     np.testing.assert_allclose(images[..., 0] * 255.0, raw, atol=1e-4)
     assert splits["test"].labels.dtype == np.int64
+
+
+@pytest.mark.parametrize(
+    "swap, expected",
+    [
+        # an images file where the labels belong, and a labels file where the images belong
+        (("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"), "number is 2051, expected 2049"),
+        (("t10k-labels-idx1-ubyte", "t10k-images-idx3-ubyte"), "number is 2049, expected 2051"),
+    ],
+)
+def test_mnist_loader_checks_each_file_has_the_magic_of_its_role(fake_mnist_dir, swap, expected):
+    source, target = swap
+    shutil.copyfile(fake_mnist_dir / source, fake_mnist_dir / target)
+    with pytest.raises(IDXFormatError, match=expected) as info:
+        load_splits("mnist", str(fake_mnist_dir))
+    assert target in str(info.value)
 
 
 def test_mnist_with_wrong_count_names_the_file(fake_mnist_dir):

@@ -44,6 +44,14 @@ for key, path in spec["exports"].items():
     for name, fn in loaded.signatures.items():
         for k, v in fn(images=images).items():
             out[f"{key}/{name}/{k}"] = v.numpy()
+        for bad in spec["nonfinite"]:  # every signature must refuse non-finite pixels
+            x = images.numpy().copy()
+            x[tuple(bad["index"]) if "index" in bad else ...] = float(bad["value"])
+            try:
+                fn(images=tf.constant(x))
+                errors[f"{key}/{name}/{bad['name']}"] = "accepted"
+            except Exception as e:
+                errors[f"{key}/{name}/{bad['name']}"] = f"{type(e).__name__}: {e}"
     serve = loaded.signatures["serving_default"]
     out[f"{key}/again/probabilities"] = serve(images=images)["probabilities"].numpy()
     if key in spec["average"]:  # every row of a batch draws its own posterior samples
@@ -71,6 +79,12 @@ BAD_INPUTS = {  # name: (shape, dtype, value), and what the error must say
     "unbatched": ([28, 28, 1], "float32", 0.5),
     "pixels_0_255": ([2, 28, 28, 1], "float32", 255.0),
 }
+NONFINITE = [  # written into the 16 valid images: all pixels, or one pixel of one image
+    {"name": "all_nan", "value": "nan"},
+    {"name": "one_nan_pixel", "value": "nan", "index": [3, 14, 9, 0]},
+    {"name": "one_plus_inf_pixel", "value": "inf", "index": [0, 0, 0, 0]},
+    {"name": "all_minus_inf", "value": "-inf"},
+]
 BAD_INPUT_MESSAGES = {
     "rank3": "not compatible with expected shape [?,28,28,1]",
     "float64": "expected to be a float tensor but is a double tensor",
@@ -184,6 +198,7 @@ def fresh(exports, images, tmp_path_factory) -> dict:
         "average": ["vib_sampling", "full"],
         "bad_inputs_export": exports["vib_mean"],
         "bad_inputs": BAD_INPUTS,
+        "nonfinite": NONFINITE,
         "out": str(work / "out.npz"),
         "errors": str(work / "errors.json"),
     }
@@ -360,6 +375,22 @@ def test_loaded_signature_rejects_wrong_shapes_dtypes_and_ranges(fresh, name):
     error = fresh["errors"][name]
     assert error.startswith("InvalidArgumentError"), error
     assert BAD_INPUT_MESSAGES[name] in error
+
+
+def test_every_signature_rejects_nan_and_infinite_pixels(fresh):
+    """NaN and +-inf, whole batches or a single pixel, are refused by every signature of
+    every export (a NaN compares false to both bounds, so a check written as "no value
+    below 0 or above 1" would serve it)."""
+    signatures = {"vib_mean": ["encode", "serving_default"],
+                  "vib_sampling": ["encode", "serving_default"],
+                  "full": ["encode", "serving_default"], "baseline": ["serving_default"]}
+    for key, names in signatures.items():
+        assert list(fresh["outputs"][f"{key}/signatures"]) == names
+        for name in names:
+            for bad in NONFINITE:
+                error = fresh["errors"][f"{key}/{name}/{bad['name']}"]
+                assert error.startswith("InvalidArgumentError"), (key, name, bad, error)
+                assert "images must be float32 in [0, 1]" in error, (key, name, bad, error)
 
 
 def test_saved_model_cli_lists_the_signatures(fresh):

@@ -78,13 +78,90 @@ def test_beta_zero_reduces_to_plain_cross_entropy():
     np.testing.assert_allclose(float(logs["loss"]), float(logs["ce"]), rtol=1e-6)
 
 
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
 def test_gradient_flows_through_the_sample_to_the_posterior_scale():
+    """d CE / d rho by the chain rule through z = mu + softplus(rho - 5) * eps, by hand."""
     model = _tiny_vib(0.0, log_sigma_bias=STD_SHIFT)  # std = softplus(0), large noise
     with tf.GradientTape() as tape:
         posterior = model.posterior(tf.constant(IMAGES))
-        ce = objectives.cross_entropy(tf.constant(LABELS), model.decoder(posterior.sample()))
+        z = posterior.sample()
+        ce = objectives.cross_entropy(tf.constant(LABELS), model.decoder(z))
     grad_w, grad_b = tape.gradient(ce, model.posterior_layer.layers[0].trainable_variables)
-    assert np.abs(grad_b.numpy()[2:]).sum() > 0  # reparameterisation reaches rho
+    (w1, b1), (w2, b2), (w3, b3) = (
+        layer.get_weights()
+        for layer in (model.trunk.layers[-1], model.posterior_layer.layers[0], model.decoder)
+    )
+    h = np.maximum(IMAGES.reshape(len(IMAGES), -1) @ w1 + b1, 0.0)
+    params = h @ w2 + b2
+    mu, rho = params[:, :2], params[:, 2:]
+    eps = (z.numpy() - mu) / _softplus(rho - STD_SHIFT)  # the draw, recovered
+    assert np.abs(eps).max() > 0.1  # real noise
+    logits = z.numpy() @ w3 + b3
+    dce_dz = (np.exp(_log_softmax(logits)) - np.eye(2)[LABELS]) @ w3.T  # [B, K]
+    dce_drho = dce_dz * eps * _sigmoid(rho - STD_SHIFT)
+    np.testing.assert_allclose(grad_b.numpy()[2:], dce_drho.sum(0), rtol=1e-3, atol=1e-7)
+    np.testing.assert_allclose(grad_b.numpy()[:2], dce_dz.sum(0), rtol=1e-3, atol=1e-7)
+    assert np.abs(dce_drho.sum(0)).min() > 1e-4  # reparameterisation reaches rho
+
+
+def test_train_step_follows_the_analytic_gradient_of_beta_kl():
+    """With a zero decoder kernel the cross-entropy does not depend on z, so one SGD step
+    (lr 1) moves the encoder's output layer by exactly -beta * d mean(KL) / d params."""
+    beta = 0.5
+    model = _tiny_vib(beta, log_sigma_bias=STD_SHIFT + 0.3)
+    model.compile(optimizer=keras.optimizers.SGD(1.0))
+    kernel, bias = model.decoder.get_weights()
+    model.decoder.set_weights([np.zeros_like(kernel), bias])
+    (w1, b1), (w2, b2) = (layer.get_weights() for layer in
+                          (model.trunk.layers[-1], model.posterior_layer.layers[0]))
+    h = np.maximum(IMAGES.reshape(len(IMAGES), -1) @ w1 + b1, 0.0).astype(np.float64)
+    params = h @ w2 + b2
+    mu, rho = params[:, :2], params[:, 2:]
+    sigma = _softplus(rho - STD_SHIFT)
+    # KL = 0.5 sum(mu^2 + sigma^2 - 1 - log sigma^2): dKL/dmu = mu,
+    # dKL/drho = (sigma - 1 / sigma) * softplus'(rho - 5); the loss averages over the batch.
+    d_params = beta / len(IMAGES) * np.concatenate(
+        [mu, (sigma - 1.0 / sigma) * _sigmoid(rho - STD_SHIFT)], axis=1)
+    model.train_step((tf.constant(IMAGES), tf.constant(LABELS)))
+    new_w2, new_b2 = model.posterior_layer.layers[0].get_weights()
+    assert np.abs(d_params[:, 2:]).min() > 1e-3  # the scale parameters get a real gradient
+    np.testing.assert_allclose(new_b2 - b2, -d_params.sum(0), rtol=1e-4, atol=1e-8)
+    np.testing.assert_allclose(new_w2 - w2, -(h.T @ d_params), rtol=1e-3, atol=1e-7)
+
+
+def test_s_sample_error_is_the_error_of_the_mean_of_softmaxes():
+    """A 1-D posterior N(1, 2^2) and logits (0, 4z): one sample picks class 1 with
+    probability Phi(1/2) = 0.69, while the mean of 200 softmaxes, E[sigmoid(4z)] = 0.66 +- 0.03,
+    picks it always. `evaluate` (test_step) must report the S-sample error of the mean of
+    softmaxes (0 with labels 1, 1 with labels 0), not that of one sample."""
+    samples, mu, sigma, gain = 200, 1.0, 2.0, 4.0
+    config = ModelConfig(model="vib", bottleneck_dim=1, beta=0.0, eval_samples=samples,
+                         hidden_units=(1,), input_scaling="unit", num_classes=2,
+                         label_entropy_bits=1.0)
+    model = build_model(config)
+    model.trunk.layers[-1].set_weights([np.zeros((784, 1), np.float32), np.ones(1, np.float32)])
+    rho = STD_SHIFT + math.log(math.expm1(sigma))  # softplus(rho - 5) = sigma
+    model.posterior_layer.layers[0].set_weights(
+        [np.array([[mu, rho]], np.float32), np.zeros(2, np.float32)])
+    model.decoder.set_weights([np.array([[0.0, gain]], np.float32), np.zeros(2, np.float32)])
+    model.compile()
+    # The S -> infinity limit, by quadrature: p(y=1|x) = E[sigmoid(gain z)], z ~ N(mu, sigma^2).
+    z = np.linspace(mu - 10 * sigma, mu + 10 * sigma, 20001)
+    density = np.exp(-0.5 * ((z - mu) / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))
+    p1 = np.sum(_sigmoid(gain * z) * density) * (z[1] - z[0])
+    one_shot_error = 0.5 * math.erfc(mu / sigma / math.sqrt(2))  # P(z < 0)
+    assert p1 - 0.5 > 5 * 0.5 / math.sqrt(samples) and one_shot_error > 0.25
+    images = np.random.default_rng(1).uniform(size=(400, 28, 28, 1)).astype(np.float32)
+    for label, expected in ((1, 0.0), (0, 1.0)):  # the mean of softmaxes always picks 1
+        labels = np.full(len(images), label, np.int64)
+        logs = model.evaluate(images, labels, batch_size=200, verbose=0, return_dict=True)
+        assert logs[f"error_{samples}sample"] == expected, logs
+        one_shot = one_shot_error if label == 1 else 1.0 - one_shot_error
+        spread = math.sqrt(one_shot_error * (1 - one_shot_error) / len(images))
+        assert abs(logs["error_1shot"] - one_shot) < 5 * spread
 
 
 def test_predictive_is_mean_of_softmaxes_not_softmax_of_mean():

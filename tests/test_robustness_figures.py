@@ -134,6 +134,58 @@ def test_figure3_shows_the_outcome_colours(zeros_to_ones, tmp_path):
     assert rows_height > height and rows_width < width
 
 
+def capture_figures(monkeypatch) -> dict[str, Any]:
+    """{file name: matplotlib Figure} of every figure saved from now on (still written)."""
+    figures: dict[str, Any] = {}
+    real_save = rf._save
+
+    def save(fig, path: str) -> None:
+        real_save(fig, path)
+        figures[os.path.basename(path)] = fig
+
+    monkeypatch.setattr(rf, "_save", save)
+    return figures
+
+
+def grid_of_panels(fig) -> list[list[Any]]:
+    """The image panels of a figure as rows of axes, top to bottom, left to right."""
+    axes = [ax for ax in fig.axes if ax.images]
+    tops = sorted({round(ax.get_position().y1, 4) for ax in axes}, reverse=True)
+    return [sorted((ax for ax in axes if round(ax.get_position().y1, 4) == top),
+                   key=lambda ax: ax.get_position().x0) for top in tops]
+
+
+def background_colour(pixels: np.ndarray, ax) -> np.ndarray:
+    """The PNG's colour near the top-left corner of a panel (outside the drawn block)."""
+    height, width = pixels.shape[:2]
+    box = ax.get_position()  # figure fraction, after imshow fixed the aspect
+    x, y = box.x0 + 0.1 * box.width, box.y1 - 0.1 * box.height
+    return pixels[int((1 - y) * height), int(x * width)]
+
+
+@pytest.mark.parametrize("models_as_rows", [False, True], ids=["paper", "transposed"])
+def test_figure3_colours_every_cell_by_its_outcome(zeros_to_ones, tmp_path, monkeypatch,
+                                                  models_as_rows):
+    """Every cell's background in the PNG is its own outcome's colour: the originals on
+    black, then deterministic, dropout and VIB by beta, as worked out from the fixture."""
+    s, f, o = (np.asarray(rf.OUTCOME_COLOURS[k]) for k in ("success", "failure", "other"))
+    black = np.zeros(3)
+    columns = [[black] * 3, [s, s, s], [s, s, f], [s, s, f], [s, f, f], [s, f, o]]
+    expected = [list(row) for row in zip(*columns, strict=True)]  # rows = images
+    if models_as_rows:
+        expected = columns
+    figures = capture_figures(monkeypatch)
+    path = str(tmp_path / "fig3.png")
+    rf.figure3(load_records(zeros_to_ones), path, models_as_rows=models_as_rows)
+    grid = grid_of_panels(figures["fig3.png"])
+    assert [len(row) for row in grid] == [len(row) for row in expected]
+    pixels = mpimg.imread(path)[..., :3]
+    for i, (panels, colours) in enumerate(zip(grid, expected, strict=True)):
+        for j, (ax, colour) in enumerate(zip(panels, colours, strict=True)):
+            np.testing.assert_allclose(background_colour(pixels, ax), colour, atol=0.02,
+                                       err_msg=f"cell ({i}, {j})")
+
+
 def test_figure3_needs_the_same_images_for_every_model(tmp_path):
     d = str(tmp_path / "mixed")
     write_record(d, "det", "deterministic", None, predicted=[1, 1], targets=[1, 1])
@@ -185,8 +237,20 @@ def _targeted_and_untargeted(tmp_path) -> tuple[str, str]:
     return targeted, untargeted
 
 
-def test_make_figures_writes_pngs_and_summary(zeros_to_ones, tmp_path):
+def series(fig) -> dict[str, tuple[list[float], list[float]]]:
+    """{label: (x, y)} of the error-bar series and horizontal lines of a one-panel figure."""
+    (ax,) = fig.axes
+    out = {c.get_label(): (list(c.lines[0].get_xdata()), list(c.lines[0].get_ydata()))
+           for c in ax.containers}
+    for line in ax.lines:
+        if not line.get_label().startswith("_"):
+            out.setdefault(line.get_label(), (list(line.get_xdata()), list(line.get_ydata())))
+    return out
+
+
+def test_make_figures_writes_pngs_and_summary(zeros_to_ones, tmp_path, monkeypatch):
     targeted, untargeted = _targeted_and_untargeted(tmp_path)
+    figures = capture_figures(monkeypatch)
     out = str(tmp_path / "figures")
     written = rf.make_figures(out, zeros_to_ones_dir=zeros_to_ones, targeted_dir=targeted,
                               untargeted_dir=untargeted)
@@ -194,6 +258,20 @@ def test_make_figures_writes_pngs_and_summary(zeros_to_ones, tmp_path):
     for name in ("figure3", "figure4a", "figure4b"):
         width, height = png_size(written[name])
         assert width >= 400 and height >= 300 and os.path.getsize(written[name]) > 5000
+    # Figure 4(a): every norm relative to the deterministic model's (mean L2 2, L0 20,
+    # Linf 0.5): beta 1e-3 averages vib_a1 (3 / 2) and vib_a2 (8 / 2), beta 1e-2 is 6 / 2.
+    drawn = series(figures[rf.FIGURE4A_PNG])
+    for norm in rf.NORM_LABELS.values():
+        assert drawn[norm][0] == pytest.approx([1e-3, 1e-2])
+        assert drawn[norm][1] == pytest.approx([(1.5 + 4.0) / 2, 3.0])
+    assert drawn["deterministic"][1] == pytest.approx([1.0, 1.0])
+    # Figure 4(b): VIB accuracies (1 of 2, 2 of 2) per experiment, the deterministic at 0.
+    drawn = series(figures[rf.FIGURE4B_PNG])
+    for experiment in ("targeted", "untargeted"):
+        assert drawn[f"VIB, {experiment}"] == (pytest.approx([1e-3, 1e-2]),
+                                               pytest.approx([0.5, 1.0]))
+        assert drawn[f"deterministic, {experiment}"][1] == pytest.approx([0.0, 0.0])
+    assert len(drawn) == 4  # no redrawn series: these records have no redraws
     with open(written["summary"], encoding="utf-8") as f:
         summary = json.load(f)
     assert summary["skipped_figures"] == {}
