@@ -10,7 +10,7 @@ from deepvib.data.sources import (
     label_entropy_bits,
     load_splits,
 )
-from deepvib.data.transforms import fit_split, resize_images
+from deepvib.data.transforms import fit_split, resize_images, to_unit_float
 
 __all__ = [
     "DATASETS",
@@ -23,5 +23,6 @@ __all__ = [
     "make_dataset",
     "read_idx",
     "resize_images",
+    "to_unit_float",
     "write_idx",
 ]

@@ -25,6 +25,13 @@ def resize_images(images: np.ndarray, size: int) -> np.ndarray:
     return np.clip(np.concatenate(out), 0.0, 1.0).astype(np.float32)
 
 
+def to_unit_float(images: np.ndarray) -> np.ndarray:
+    """Images as float32 in [0, 1], whether held as uint8 pixels or already as floats."""
+    if images.dtype == np.uint8:
+        return images.astype(np.float32) / 255.0
+    return images.astype(np.float32, copy=False)
+
+
 def fit_split(split: Split, shape: tuple[int, int, int]) -> Split:
     """`split` with its images at `shape` (H, W, C): as they are, or resized when only the size
     differs. A channel mismatch is an error."""
@@ -35,6 +42,4 @@ def fit_split(split: Split, shape: tuple[int, int, int]) -> Split:
         raise ValueError(
             f"the dataset's images are {'x'.join(map(str, have))} but the model takes "
             f"{'x'.join(map(str, shape))}; only square images of the same channels are resized")
-    images = split.images.astype(np.float32) / 255.0 if split.images.dtype == np.uint8 \
-        else split.images
-    return Split(resize_images(images, shape[0]), split.labels)
+    return Split(resize_images(to_unit_float(split.images), shape[0]), split.labels)

@@ -17,7 +17,7 @@ import deepvib
 from deepvib.export import layout, requests, warmup
 from deepvib.export.options import ExportOptions
 from deepvib.export.signatures import ServingModule
-from deepvib.models import ModelConfig
+from deepvib.models import ModelConfig, VAEConfig
 from deepvib.training import atomic, run_dir
 
 METADATA_FILE = os.path.join(warmup.ASSETS_EXTRA, "deepvib_export.json")
@@ -66,9 +66,10 @@ def export(options: ExportOptions) -> ExportResult:
     )
 
 
-def predictive_samples(config: ModelConfig, requested: int | None) -> int:
-    """S of the exported predictive: as requested, else the run's; 0 for deterministic models."""
-    if not config.stochastic:
+def predictive_samples(config: ModelConfig | VAEConfig, requested: int | None) -> int:
+    """S of the exported predictive: as requested, else the run's; 0 for deterministic models
+    and VAEs (whose signatures are deterministic)."""
+    if config.family == "vae" or not config.stochastic:
         if requested:
             logging.warning("--eval_samples=%d ignored: %s models are deterministic",
                             requested, config.model)
@@ -79,7 +80,7 @@ def predictive_samples(config: ModelConfig, requested: int | None) -> int:
 def _write_warmup(staging: str, options: ExportOptions) -> int:
     """Writes the warmup requests after checking each against the saved signatures."""
     defs = requests.signature_defs(staging)
-    batch = warmup.warmup_requests(options.name, sorted(defs))
+    batch = warmup.warmup_requests(options.name, defs)
     for request in batch:
         requests.validate_request(request, defs)
     warmup.write_warmup(staging, batch)
@@ -89,12 +90,14 @@ def _write_warmup(staging: str, options: ExportOptions) -> int:
 def metadata(
     options: ExportOptions,
     version: int,
-    config: ModelConfig,
+    config: ModelConfig | VAEConfig,
     samples: int,
     staging: str,
     warmup_count: int,
 ) -> dict:
-    if not config.stochastic:
+    if config.family == "vae":
+        predictive = "VAE: encode (posterior parameters), decode and reconstruct (Bernoulli means)"
+    elif not config.stochastic:
         predictive = "softmax of the deterministic classifier"
     elif samples == 0:
         predictive = "softmax(decoder(posterior mean)): deterministic"

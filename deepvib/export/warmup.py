@@ -11,7 +11,6 @@ import numpy as np
 import tensorflow as tf
 
 from deepvib.export import requests
-from deepvib.export.signatures import IMAGE_SHAPE, IMAGES
 
 try:
     from tensorflow_serving.apis import prediction_log_pb2
@@ -23,19 +22,26 @@ WARMUP_FILE = os.path.join(ASSETS_EXTRA, "tf_serving_warmup_requests")
 BATCH_SIZES = (1, 8)
 
 
-def warmup_images(batch_size: int, seed: int = 0) -> np.ndarray:
-    """Fixed pseudo-random images, float32 in [0, 1]."""
+def warmup_inputs(shape: tuple[int, ...], batch_size: int, seed: int = 0) -> np.ndarray:
+    """Fixed pseudo-random float32 inputs in [0, 1] (valid images, and valid codes)."""
     rng = np.random.default_rng(seed + batch_size)
-    return rng.uniform(0.0, 1.0, size=(batch_size, *IMAGE_SHAPE)).astype(np.float32)
+    return rng.uniform(0.0, 1.0, size=(batch_size, *shape)).astype(np.float32)
 
 
-def warmup_requests(model_name: str, signature_names, batch_sizes=BATCH_SIZES) -> list:
-    """One request per signature and batch size."""
-    return [
-        requests.predict_request(model_name, name, {IMAGES: warmup_images(batch)})
-        for name in signature_names
-        for batch in batch_sizes
-    ]
+def warmup_requests(model_name: str, signatures: dict, batch_sizes=BATCH_SIZES) -> list:
+    """One request per signature (name -> SignatureDef) and batch size, each input shaped as
+    the signature declares it."""
+    batch = []
+    for name in sorted(signatures):
+        inputs = signatures[name].inputs
+        shapes = {key: tf.TensorShape(info.tensor_shape).as_list()[1:]
+                  for key, info in inputs.items()}
+        batch += [
+            requests.predict_request(model_name, name, {
+                key: warmup_inputs(tuple(shape), size) for key, shape in shapes.items()})
+            for size in batch_sizes
+        ]
+    return batch
 
 
 def write_warmup(saved_model_dir: str, predict_requests: list) -> str:

@@ -35,8 +35,7 @@ class VAE(TrainableModel):
         ]
         self.decoder = decoder(config)
         self.prior = latents.standard_normal(config.continuous_dim)
-        names = ["loss", "reconstruction_ll", "kl_z", "kl_c", "elbo", "capacity_z",
-                 "capacity_c"]
+        names = ["loss", "reconstruction_ll", "kl_z", "kl_c", "elbo"]
         names += [f"kl_z_{i}" for i in range(config.continuous_dim)]
         self._trackers = {n: keras.metrics.Mean(name=n) for n in names}
 
@@ -183,12 +182,12 @@ class VAE(TrainableModel):
         t["kl_z"].update_state(kl_z)
         t["kl_c"].update_state(terms["kl_c"])
         t["elbo"].update_state(terms["reconstruction_ll"] - kl_z - terms["kl_c"])
-        c_z, c_c = self.capacities(step)
-        t["capacity_z"].update_state(c_z)
-        t["capacity_c"].update_state(c_c)
         for i in range(self.continuous_dim):
             t[f"kl_z_{i}"].update_state(kl_z_dims[:, i])
-        return {name: tracker.result() for name, tracker in t.items()}
+        results = {name: tracker.result() for name, tracker in t.items()}
+        # The schedule's current value (at the last step), not an average over the epoch.
+        results["capacity_z"], results["capacity_c"] = self.capacities(step)
+        return results
 
     # -- reports -------------------------------------------------------------------------------
     def progress_fields(self) -> list[tuple[str, str]]:
