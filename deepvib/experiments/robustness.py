@@ -266,7 +266,9 @@ def _cw_with_progress(
     """`cw_l2` on all the job's images (one compiled attack), logging progress at most every
     PROGRESS_EVERY_S seconds."""
     started = time.time()
-
+    judged = ("in-search success, each on one random draw of the predictive"
+              if samples_posterior(job, config) and not judges_success_apart(job, config)
+              else "in-search success")
     last = [0.0]
 
     def report(done: int, found: int) -> None:
@@ -274,8 +276,9 @@ def _cw_with_progress(
         if done < len(job.images) and now - last[0] < PROGRESS_EVERY_S:
             return
         last[0] = now
-        log(f"{job.run_name}: {done}/{len(job.images)} images attacked, {found} "
-            f"adversarials found by the search, {now - started:.0f}s")
+        log(f"{job.run_name}: {done}/{len(job.images)} images attacked, search kept a "
+            f"perturbation for {found} ({judged}; final success is judged on the returned "
+            f"images at the end), {now - started:.0f}s")
 
     return cw_l2(
         logits_fn, job.images, job.labels, job.targets,

@@ -117,7 +117,8 @@ def figure3(
         cells = [on_background(a, OUTCOME_COLOURS[o])
                  for a, o in zip(adversarial, outcomes(r)[:max_images], strict=True)]
         columns.append((name, cells))
-    _save(_image_grid(columns, models_as_rows, _figure3_title(records)), path)
+    _save(_image_grid(columns, models_as_rows,
+                      _figure3_title(records) + "\n" + provenance(records)), path)
 
 
 def display_names(records: list[AttackRecord]) -> list[str]:
@@ -202,7 +203,8 @@ def figure4a(records: list[AttackRecord], path: str) -> None:
                           marker=marker, label=NORM_LABELS[norm])
     ax.axhline(1.0, color="red", linestyle="--", linewidth=1, label="deterministic")
     _finish_beta_axes(fig, ax, "perturbation norm / deterministic's",
-                      "Successful CW L2 perturbations (Figure 4a)", 8, path)
+                      "Successful CW L2 perturbations (Figure 4a)", 8, path,
+                      provenance(records))
 
 
 def figure4b(
@@ -238,14 +240,16 @@ def figure4b(
                            label=f"{kind}, {name}")
     if not plotted:
         raise FigureUnavailableError("Figure 4(b) needs at least one VIB model with beta > 0")
-    for (name, records), marker in zip((others or {}).items(), "^vD<>", strict=False):
+    for records, marker in zip((others or {}).values(), "^vD<>", strict=False):
         groups = vib_by_beta(records)
         if groups:
             _errorbar_by_beta(ax, groups, _accuracy, marker=marker, color="0.35",
-                              linestyle="none", label=f"VIB, {name}")
+                              linestyle="none", label=f"VIB, {describe_attack(records)}")
     ax.set_ylim(-0.02, 1.02)
+    every = [*targeted, *untargeted, *(r for rs in (others or {}).values() for r in rs)]
     _finish_beta_axes(fig, ax, "accuracy under CW L2 attack",
-                      "Accuracy on perturbed test images (Figure 4b)", 7, path)
+                      "Accuracy on perturbed test images (Figure 4b)", 7, path,
+                      provenance(every))
 
 
 def _errorbar_by_beta(
@@ -259,15 +263,50 @@ def _errorbar_by_beta(
 
 
 def _finish_beta_axes(fig: Figure, ax, ylabel: str, title: str, legend_size: int,
-                      path: str) -> None:
-    """Log-beta x axis, labels, legend; write the PNG."""
+                      path: str, footnote: str) -> None:
+    """Log-beta x axis, labels, legend, provenance footnote; write the PNG."""
     ax.set_xscale("log")
     ax.set_xlabel(r"$\beta$")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=legend_size)
-    fig.tight_layout()
+    fig.text(0.01, 0.005, footnote, fontsize=5, va="bottom", wrap=True)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     _save(fig, path)
+
+
+def describe_attack(records: list[AttackRecord]) -> str:
+    """How an experiment attacked its VIB models, in English (for legends): e.g.
+    'untargeted, mean mode (z = μ)' or 'untargeted, 12 samples, success judged on 100 fresh
+    samples'."""
+    params = next((r.raw.get("params") or {} for r in records if r.is_vib),
+                  records[0].raw.get("params") or {} if records else {})
+    kind = "targeted" if params.get("targeted") else "untargeted"
+    samples = params.get("attack_samples", 12)
+    if samples == 0:
+        return f"{kind}, mean mode (z = μ)"
+    text = f"{kind}, {samples}-sample predictive"
+    if params.get("success_samples"):
+        text += f", success judged on {params['success_samples']} fresh samples"
+    return text
+
+
+def provenance(records: list[AttackRecord]) -> str:
+    """Images, attack iterations and training epochs of the records drawn (one line)."""
+    images = sorted({int(r.summary["n"]) for r in records if r.summary.get("n") is not None})
+    images = images or sorted({len(r.labels) for r in records if not r.summary_only})
+    budgets = sorted({(p.get("binary_search_steps"), p.get("max_iterations"))
+                      for r in records if (p := r.raw.get("params") or {}).get("attack")
+                      == "cw_l2" and p.get("max_iterations") is not None}, key=str)
+    epochs = sorted({e for r in records
+                     if (e := (r.raw.get("trained") or {}).get("epochs")) is not None})
+    parts = [f"{'/'.join(f'{n:,}' for n in images)} test images"]
+    if budgets:
+        parts.append("CW " + ", ".join(f"{b} binary-search steps × {m:,} iterations"
+                                       for b, m in budgets))
+    parts.append(f"models trained {'/'.join(map(str, epochs))} epochs" if epochs
+                 else "training epochs not recorded in these summaries")
+    return "; ".join(parts)
 
 
 # ----------------------------------------------------------------------- summary

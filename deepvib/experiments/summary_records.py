@@ -31,11 +31,12 @@ EXECUTION_PARAMS = ("cw_batch_size", "data_dir")
 
 
 def attack_summaries(experiments: dict[str, list[AttackRecord]]) -> dict[str, Any]:
-    """{experiment name: {run: model, beta, summary numbers, seconds, params, logits}}."""
+    """{experiment name: {run: model, beta, summary numbers, seconds, params, logits,
+    trained (dataset, epochs, seed: the figures' provenance)}}."""
     return {name: {r.run_name: {**{k: r.summary.get(k) for k in RECORD_SUMMARY_KEYS},
                                 "model_kind": r.model_kind, "beta": r.beta,
                                 "seconds": r.raw.get("seconds"), "params": r.raw.get("params"),
-                                "logits": r.raw.get("logits")}
+                                "logits": r.raw.get("logits"), "trained": r.raw.get("trained")}
                    for r in records}
             for name, records in experiments.items()}
 
@@ -121,7 +122,7 @@ def _summary_record(run: str, kind: str, beta: float | None, entry: dict[str, An
     summary = {k: entry.get(k) for k in RECORD_SUMMARY_KEYS}
     empty = np.zeros(0, np.int64)
     raw = {"run_name": run, "model_kind": kind, "beta": beta, "summary": summary,
-           **{k: entry.get(k) for k in ("seconds", "params", "logits")}}
+           **{k: entry.get(k) for k in ("seconds", "params", "logits", "trained")}}
     return AttackRecord(run_name=run, model_kind=kind, beta=beta, summary=summary,
                         labels=empty, targets=empty if params["targeted"] else None,
                         predicted=empty, indices=empty, directory=directory, raw=raw,

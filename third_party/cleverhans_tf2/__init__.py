@@ -8,6 +8,7 @@ from third_party.cleverhans_tf2.gradient_attacks import (
     fast_gradient_method,
     projected_gradient_descent,
 )
+from third_party.cleverhans_tf2.spsa import spsa
 
 UPSTREAM_VERSION = "4.0.0"
 
@@ -17,4 +18,5 @@ __all__ = [
     "CarliniWagnerL2",
     "fast_gradient_method",
     "projected_gradient_descent",
+    "spsa",
 ]

@@ -1,0 +1,220 @@
+"""The adaptive robustness evaluation (`deepvib.attacks.adaptive`) of trained run directories,
+for the robustness experiment of Alemi et al. (2017, section 4.2) done as Carlini et al.
+(2019) and Athalye et al. (2018) ask: EOT on the expected predictive, success judged on an
+independent large-sample predictive, a gradient-free check and a sanity suite.
+
+For every run directory, the model (moving-average weights) is evaluated on the first
+`num_images` test images and `<output_dir>/<run name>/adaptive.json` is written atomically.
+`mode`: "sampled" attacks a VIB model's predictive p(y|x) = E_z[softmax(decoder(z))]
+(logit-space Gaussian, `deepvib.models.logit_gaussian`); "mean" its mean mode (z = mu).
+Deterministic models are evaluated through their logits in either mode. A finished
+adaptive.json with the same parameters is kept (resume); other parameters need `overwrite`.
+`write_summary` gathers the records of an output directory into adaptive_summary.json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from deepvib.attacks.adaptive import AdaptiveConfig, all_passed, evaluate, format_checks
+from deepvib.training import atomic
+
+ADAPTIVE_JSON = "adaptive.json"
+SUMMARY_JSON = "adaptive_summary.json"
+RECORD_FORMAT = "deepvib.adaptive/1"
+MODES = ("sampled", "mean")
+
+Log = Callable[[str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    model_dir: str
+    run_name: str
+    output_path: str
+
+
+def params(config: AdaptiveConfig, num_images: int, mode: str, dataset: str | None,
+           data_dir: str | None) -> dict[str, Any]:
+    return {"num_images": num_images, "mode": mode, "dataset": dataset, "data_dir": data_dir,
+            **config.to_dict()}
+
+
+def check_inputs(model_dirs: list[str], output_dir: str, num_images: int, mode: str) -> None:
+    """Bad input as ValueError/FileNotFoundError, before TensorFlow does any work."""
+    if not model_dirs:
+        raise ValueError("--model_dirs is required: comma-separated bin/train run directories")
+    if not output_dir:
+        raise ValueError("--output_dir is required")
+    if mode not in MODES:
+        raise ValueError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if isinstance(num_images, bool) or num_images < 1:
+        raise ValueError(f"--num_images must be >= 1, got {num_images}")
+    names = [os.path.basename(os.path.normpath(d)) for d in model_dirs]
+    if len(set(names)) != len(names):
+        raise ValueError("run directories share a base name; results would collide")
+    for d in model_dirs:
+        if not os.path.isfile(os.path.join(d, "config.json")):
+            raise FileNotFoundError(f"--model_dirs: {d} is not a bin/train run directory "
+                                    "(config.json missing)")
+
+
+def jobs_for(model_dirs: list[str], output_dir: str) -> list[Job]:
+    out = []
+    for d in model_dirs:
+        name = os.path.basename(os.path.normpath(d))
+        out.append(Job(d, name, os.path.join(output_dir, name, ADAPTIVE_JSON)))
+    return out
+
+
+def gaussian_logits(model, mode: str):
+    """(GaussianLogitsFn, stochastic) for a loaded classifier."""
+    from deepvib.attacks.adaptive import zero_noise
+    from deepvib.models import VIBClassifier
+    from deepvib.models.logit_gaussian import logit_gaussian
+
+    if isinstance(model, VIBClassifier):
+        if mode == "mean":
+            return zero_noise(lambda images: logit_gaussian(model, images)[0]), False
+        return (lambda images: logit_gaussian(model, images)), True
+    return zero_noise(lambda images: model.logits(images, training=False)), False
+
+
+def run(model_dirs: list[str], output_dir: str, config: AdaptiveConfig, *, num_images: int,
+        mode: str = "sampled", dataset: str | None = None, data_dir: str | None = None,
+        overwrite: bool = False, log: Log = print) -> list[dict[str, Any]]:
+    """Evaluate every run (skipping finished ones); return the records."""
+    import tf_keras as keras
+
+    from deepvib.experiments.robustness import load_test_split
+    from deepvib.training import run_dir
+
+    check_inputs(model_dirs, output_dir, num_images, mode)
+    wanted = params(config, num_images, mode, dataset, data_dir)
+    records = []
+    for job in jobs_for(model_dirs, output_dir):
+        if os.path.exists(job.output_path):
+            saved = atomic.read_json(job.output_path)
+            if saved.get("params") == wanted and not overwrite:
+                log(f"{job.run_name}: {job.output_path} already holds this evaluation; skipped")
+                records.append(saved)
+                continue
+            if not overwrite:
+                raise ValueError(f"{job.output_path} holds an evaluation with other parameters;"
+                                 " choose a new --output_dir or pass --overwrite")
+        train_config = run_dir.load_config(job.model_dir)
+        split = load_test_split(dataset or train_config.dataset, data_dir or train_config.data_dir)
+        if num_images > len(split.labels):
+            raise ValueError(f"--num_images={num_images} but the test set has "
+                             f"{len(split.labels)} images")
+        keras.utils.set_random_seed(config.seed)
+        model, _ = run_dir.load_model(job.model_dir)
+        gaussian_fn, stochastic = gaussian_logits(model, mode)
+        images, labels = split.images[:num_images], split.labels[:num_images]
+        log(f"{job.run_name}: adaptive evaluation ({mode}) on {num_images} images")
+        started = time.time()
+        result = evaluate(gaussian_fn, images, labels, config, stochastic=stochastic,
+                          log=log)
+        model_config = train_config.model
+        record = {
+            "format": RECORD_FORMAT, "run_name": job.run_name,
+            "model_dir": os.path.abspath(job.model_dir), "model_kind": model_config.model,
+            "beta": model_config.beta if model_config.stochastic else None,
+            "trained": {"dataset": train_config.dataset, "epochs": train_config.epochs,
+                        "seed": train_config.seed},
+            "params": wanted, **result, "seconds": round(time.time() - started, 1),
+        }
+        atomic.write_json(job.output_path, _jsonable(record))
+        for line in format_checks(record["sanity"]):
+            log(f"{job.run_name}: {line}")
+        verdict = ("all sanity checks passed" if all_passed(record["sanity"])
+                   else "SANITY CHECKS FAILED")
+        log(f"{job.run_name}: {verdict}, {record['seconds']:.0f}s -> {job.output_path}")
+        records.append(record)
+    return records
+
+
+def summary_of(record: dict[str, Any]) -> dict[str, Any]:
+    """The numbers of one adaptive.json that the docs and figures use."""
+    attacks = record["attacks"]
+    return {
+        "run_name": record["run_name"], "model_kind": record["model_kind"],
+        "beta": record["beta"], "trained": record["trained"], "mode": record["params"]["mode"],
+        "stochastic": record["stochastic"], "n": record["n"],
+        "clean_accuracy": attacks["clean"]["summary"]["robust_accuracy"],
+        "clean_classifier_expected_accuracy":
+            attacks["clean"]["summary"]["classifier_expected_accuracy"],
+        "attacks": {k: v["summary"] for k, v in attacks.items()},
+        "robust_accuracy": record["robust_accuracy"],
+        "curves": {norm: {k: v for k, v in record["curves"][norm].items()}
+                   for norm in ("l2", "linf")},
+        "never_broken": record["curves"]["never_broken"],
+        "sanity": record["sanity"], "all_sanity_checks_passed": all_passed(record["sanity"]),
+        "params": record["params"], "seconds": record["seconds"],
+    }
+
+
+def load_records(output_dir: str) -> list[dict[str, Any]]:
+    if not os.path.isdir(output_dir):
+        raise FileNotFoundError(f"{output_dir} does not exist")
+    found = sorted(d for d in os.listdir(output_dir)
+                   if os.path.isfile(os.path.join(output_dir, d, ADAPTIVE_JSON)))
+    if not found:
+        raise FileNotFoundError(f"{output_dir} holds no <run>/{ADAPTIVE_JSON}")
+    records = [atomic.read_json(os.path.join(output_dir, d, ADAPTIVE_JSON)) for d in found]
+    return sorted(records, key=lambda r: (r["model_kind"] != "deterministic",
+                                          r["params"]["mode"], r["beta"] or 0.0))
+
+
+def write_summary(output_dirs: list[str], summary_dir: str) -> dict[str, str]:
+    """adaptive_summary.json and the accuracy-budget figures for the records of
+    `output_dirs` (e.g. a sampled-mode and a mean-mode evaluation), written to `summary_dir`."""
+    from deepvib.experiments.adaptive_figures import budget_figure
+
+    records = [r for d in output_dirs for r in load_records(d)]
+    summaries = [summary_of(r) for r in records]
+    os.makedirs(summary_dir, exist_ok=True)
+    written = {"summary": os.path.join(summary_dir, SUMMARY_JSON)}
+    atomic.write_json(written["summary"], _jsonable({"format": "deepvib.adaptive_summary/1",
+                                                     "models": summaries}))
+    for norm in ("l2", "linf"):
+        path = os.path.join(summary_dir, f"accuracy_budget_{norm}.png")
+        budget_figure(summaries, norm, path)
+        written[f"accuracy_budget_{norm}"] = path
+    return written
+
+
+def _jsonable(value: Any) -> Any:
+    from deepvib.experiments.robustness import jsonable
+
+    return jsonable(value)
+
+
+def label(summary: dict[str, Any]) -> str:
+    """English name of a model and how it was attacked."""
+    if summary["model_kind"] == "vib":
+        how = "mean mode (z = μ)" if summary["mode"] == "mean" else "expected predictive, EOT"
+        return f"VIB β={summary['beta']:g}, {how}"
+    return f"{summary['model_kind']} (logits)"
+
+
+def provenance(summaries: list[dict[str, Any]]) -> str:
+    """One line: images, epochs, attack iterations, EOT / judge samples."""
+    p = summaries[0]["params"]
+    epochs = sorted({s["trained"]["epochs"] for s in summaries})
+    return (f"first {p['num_images']} MNIST test images; models trained "
+            f"{'/'.join(str(e) for e in epochs)} epochs; CW {p['cw_binary_search_steps']}×"
+            f"{p['cw_max_iterations']} it., PGD {p['pgd_iterations']} it. × "
+            f"{p['pgd_restarts']} restart(s), SPSA {p['spsa_iterations']} it.; EOT "
+            f"{p['eot_samples']} samples (CRN: {'yes' if p['common_random_numbers'] else 'no'}),"
+            f" success judged on {p['judge_samples']} independent samples")
+
+
+def as_array(values: list[float | None]) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], np.float64)

@@ -1,0 +1,115 @@
+"""The sanity suite of the adaptive evaluation (deepvib.attacks.adaptive; Carlini et al. 2019)
+passes for a sound attack on a noisy affine model and fails for a deliberately broken one
+(zero input gradients: the model's logits as stop_gradient(m) + 0 * m)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from deepvib.attacks.adaptive import (
+    AdaptiveConfig,
+    accuracy_curve,
+    all_passed,
+    evaluate,
+    format_checks,
+    zero_noise,
+)
+
+DIM = 16
+SHAPE = (4, 4, 1)
+CONFIG = AdaptiveConfig(
+    eot_samples=40, judge_samples=200, classifier_draws=10, cw_binary_search_steps=2,
+    cw_max_iterations=100, cw_batch_size=12, l2_budgets=(0.5,), linf_budgets=(0.06,),
+    pgd_iterations=10, spsa_eps=0.06, spsa_iterations=30, spsa_samples=32,
+    spsa_eot_samples=20, spsa_batch_size=12, sanity_l2_budget=0.5, large_l2_budget=3.0,
+    small_l2_budget=0.5, broken_accuracy=0.2)
+
+
+def problem(broken: bool, n: int = 12, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    w = tf.constant(rng.normal(size=(DIM, 3)).astype(np.float32))
+    factor = tf.constant(0.5 * rng.normal(size=(3, 3)).astype(np.float32))
+
+    def gaussian_fn(images: tf.Tensor):
+        mean = tf.matmul(tf.reshape(images, [-1, DIM]) - 0.5, w)
+        if broken:  # same values, zero input gradient
+            mean = tf.stop_gradient(mean) + 0.0 * mean
+        return mean, tf.tile(factor[None], [tf.shape(mean)[0], 1, 1])
+
+    x = rng.uniform(0.3, 0.7, size=(n, *SHAPE)).astype(np.float32)
+    labels = np.argmax((x.reshape(n, -1) - 0.5) @ w.numpy(), 1)
+    return gaussian_fn, x, labels
+
+
+def checks_by_name(result):
+    return {c["name"]: c["passed"] for c in result["sanity"]}
+
+
+@pytest.fixture(scope="module")
+def sound():
+    gaussian_fn, x, labels = problem(broken=False)
+    return evaluate(gaussian_fn, x, labels, CONFIG, log=lambda s: None)
+
+
+@pytest.fixture(scope="module")
+def broken():
+    gaussian_fn, x, labels = problem(broken=True)
+    return evaluate(gaussian_fn, x, labels, CONFIG, log=lambda s: None)
+
+
+def test_sound_attack_passes(sound) -> None:
+    checks = checks_by_name(sound)
+    assert all_passed(sound["sanity"]), format_checks(sound["sanity"])
+    assert checks["deterministic model broken at small budgets"] is None  # stochastic model
+    assert sound["curves"]["never_broken"] == 0.0
+
+
+def test_broken_attack_fails_the_suite(broken) -> None:
+    checks = checks_by_name(broken)
+    assert checks["accuracy reaches 0 at a large budget"] is False
+    assert checks["gradient-free attack does not beat the gradient attack"] is False
+    assert not all_passed(broken["sanity"])
+    lines = format_checks(broken["sanity"])
+    assert any(line.startswith("[FAIL]") for line in lines)
+
+
+def test_curves_are_monotone_and_consistent(sound) -> None:
+    l2 = sound["curves"]["l2"]
+    assert all(a >= b for a, b in zip(l2["all_attacks"], l2["all_attacks"][1:], strict=False))
+    # Every attack at least as strong as CW alone, per budget.
+    assert all(a <= c for a, c in zip(l2["all_attacks"], l2["cw_only"], strict=True))
+    assert l2["all_attacks"][0] == sound["attacks"]["clean"]["summary"]["robust_accuracy"]
+    for row in sound["robust_accuracy"]:
+        assert row["strongest"] <= row["cw"] + 1e-12
+        if row["pgd"] is not None:
+            assert row["strongest"] <= row["pgd"] + 1e-12
+
+
+def test_accuracy_curve_counts_budgets() -> None:
+    norms = np.array([0.0, 0.5, 1.0, np.inf])
+    assert accuracy_curve(norms, (0.0, 0.5, 0.99, 1.0, 5.0)) == [0.75, 0.5, 0.5, 0.25, 0.25]
+
+
+def test_deterministic_check_applies_to_a_deterministic_model() -> None:
+    rng = np.random.default_rng(0)
+    w = tf.constant(rng.normal(size=(DIM, 3)).astype(np.float32))
+
+    def logits_fn(images):
+        return tf.matmul(tf.reshape(images, [-1, DIM]) - 0.5, w)
+
+    x = rng.uniform(0.3, 0.7, size=(8, *SHAPE)).astype(np.float32)
+    labels = np.argmax(logits_fn(x).numpy(), 1)
+    result = evaluate(zero_noise(logits_fn), x, labels, CONFIG, stochastic=False,
+                      log=lambda s: None)
+    checks = checks_by_name(result)
+    assert checks["deterministic model broken at small budgets"] is True
+    assert checks["more EOT samples do not raise robust accuracy"] is None
+
+
+def test_config_rejects_bad_values() -> None:
+    with pytest.raises(ValueError, match="eot_samples"):
+        AdaptiveConfig(eot_samples=0)
+    with pytest.raises(ValueError, match="even"):
+        AdaptiveConfig(spsa_samples=3)
