@@ -1,0 +1,426 @@
+"""The MNIST reproduction report (Alemi et al. 2017, §4.1) from run summaries alone: Table 1
+(test error of the baselines and VIB K=256, beta=1e-3, mean and sample std over seeds, beside
+the paper's numbers), Figure 1(a)-(d), Figure 2 and every run's learning curves, as PNGs,
+`report.md` and `report.json`.
+
+Runs are grouped by recipe: their config without seed, paths and execution settings. A Table 1
+row is one model under one recipe (runs that differ only in seed); a Figure 1 or 2 series is
+the VIB recipe (beta aside) with the most beta values for its K. A figure without the runs it
+needs is skipped with its reason, never drawn from a mixture of recipes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from deepvib.experiments import reproduction_figures as figs
+from deepvib.experiments.run_summary import RunSummary, beta_name
+from deepvib.training import atomic
+
+FORMAT = "deepvib.reproduction_report/1"
+REPORT_MD, REPORT_JSON, CURVES_DIR = "report.md", "report.json", "curves"
+TABLE1_BETA = 1e-3
+# Table 1 of the paper (test error, %), K=256; the Pereyra et al. rows are not ours to rerun.
+PAPER_TABLE1 = (
+    ("deterministic", "Baseline (deterministic)", 1.38),
+    ("dropout", "Dropout", 1.34),
+    ("confidence_penalty", "Confidence penalty", 1.36),
+    ("label_smoothing", "Label smoothing", 1.40),
+    ("vib", "VIB (β = 1e-3)", 1.13),
+)
+# Config keys that do not change what a run computes (or are derived from its data).
+NOT_RECIPE = ("seed", "output_dir", "data_dir", "jit_compile", "strategy",
+              "model.label_entropy_bits")
+FIGURE_FILES = {
+    "figure1a": "figure1a_error_vs_beta.png",
+    "figure1b": "figure1b_error_vs_beta_k2.png",
+    "figure1c": "figure1c_information_plane.png",
+    "figure1d": "figure1d_izx_vs_beta.png",
+    "figure2": "figure2_k2_embeddings.png",
+}
+
+
+class FigureUnavailableError(ValueError):
+    """The summaries hold too little for a figure; the report skips it and says why."""
+
+
+# ----------------------------------------------------------------------- recipes
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = tuple(v) if isinstance(v, list) else v
+    return out
+
+
+def recipe_key(summary: RunSummary, also_ignore: Sequence[str] = ()) -> tuple:
+    ignored = set(NOT_RECIPE) | set(also_ignore)
+    return tuple(sorted((k, v) for k, v in _flatten(summary.config).items()
+                        if k not in ignored))
+
+
+def group_by_recipe(runs: Sequence[RunSummary],
+                    also_ignore: Sequence[str] = ()) -> list[list[RunSummary]]:
+    groups: dict[tuple, list[RunSummary]] = {}
+    for run in runs:
+        groups.setdefault(recipe_key(run, also_ignore), []).append(run)
+    return [sorted(g, key=lambda r: (r.beta or 0.0, r.seed, r.name)) for g in groups.values()]
+
+
+def dataset_label(config: dict[str, Any]) -> str:
+    names = {"mnist": "MNIST (60,000 train / 10,000 test)",
+             "mnist_5k": "embedded 5,000-digit MNIST subset (4,000 / 1,000; not comparable "
+                         "with the paper)"}
+    label = names.get(config["dataset"], config["dataset"])
+    if config.get("validation_size", 0):
+        label += f", last {config['validation_size']} training images held out"
+    return label
+
+
+def recipe_label(config: dict[str, Any]) -> str:
+    """The recipe in words, read from the config: regulariser, architecture, optimiser."""
+    m = config["model"]
+    parts = []
+    if m["model"] == "vib":
+        cov = "full-covariance" if m["covariance"] == "full" else "diagonal"
+        parts.append(f"K={m['bottleneck_dim']} {cov} Gaussian")
+    else:
+        parts.append(f"K={m['bottleneck_dim']} deterministic")
+    extra = {"dropout": f"dropout rate {m['dropout_rate']:g}",
+             "confidence_penalty": f"confidence penalty {m['confidence_penalty']:g}",
+             "label_smoothing": f"label smoothing ε={m['label_smoothing']:g}"}
+    if m["model"] in extra:
+        parts.append(extra[m["model"]])
+    if list(m["hidden_units"]) != [1024, 1024]:
+        parts.append(f"hidden units {','.join(str(h) for h in m['hidden_units'])}")
+    parts.append(f"{_plural(config['epochs'], 'epoch')}, batch {config['batch_size']}")
+    parts.append(f"Adam lr {config['learning_rate']:g} (β1 {config['adam_beta1']:g})")
+    if config["lr_decay_rate"] != 1.0:
+        parts.append(f"×{config['lr_decay_rate']:g} every {config['lr_decay_epochs']:g} "
+                     "epochs")
+    parts.append(f"weight EMA {m['ema_decay']:g}" if m["ema_decay"] else "no weight EMA")
+    train_samples = config.get("train_samples", m.get("train_samples", 1))
+    if m["model"] == "vib":
+        parts.append(f"{_plural(train_samples, 'z sample')} in training, "
+                     f"{m['eval_samples']}-sample evaluation")
+    if m.get("input_scaling", "symmetric") != "symmetric":
+        parts.append(f"inputs {m['input_scaling']}")
+    return ", ".join(parts)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def seeds_label(runs: Sequence[RunSummary]) -> str:
+    seeds = sorted({r.seed for r in runs})
+    return f"seed{'s' if len(seeds) > 1 else ''} {', '.join(str(s) for s in seeds)}"
+
+
+def provenance(runs: Sequence[RunSummary], what: str = "") -> str:
+    """One footnote: data, recipe, number of runs and seeds, where the numbers come from."""
+    config = runs[0].config
+    betas = sorted({r.beta for r in runs if r.beta is not None})
+    count = _plural(len(runs), "run")
+    if len(betas) > 1:
+        count += f" ({len(betas)} values of β; {seeds_label(runs)})"
+    else:
+        count += f" ({seeds_label(runs)})"
+    weights = "moving-average weights" if config["model"]["ema_decay"] else "final weights"
+    return (f"{what}Data: {dataset_label(config)}. Recipe: {recipe_label(config)}. {count}. "
+            f"Final metrics of each run ({weights}), from its run summary (bin/report).")
+
+
+# ----------------------------------------------------------------------- Table 1
+def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (None for one value)."""
+    array = np.asarray(values, np.float64)
+    return float(array.mean()), (float(array.std(ddof=1)) if len(array) > 1 else None)
+
+
+def table1_candidates(kind: str, runs: Sequence[RunSummary]) -> list[RunSummary]:
+    if kind != "vib":
+        return [r for r in runs if r.kind == kind]
+    return [r for r in runs if r.is_vib and r.bottleneck_dim != 2
+            and math.isclose(r.beta, TABLE1_BETA, rel_tol=1e-9)]
+
+
+def table1(runs: Sequence[RunSummary]) -> list[dict[str, Any]]:
+    """One row per model and recipe (most epochs first); a model without runs keeps a row."""
+    rows = []
+    for kind, label, paper in PAPER_TABLE1:
+        groups = group_by_recipe(table1_candidates(kind, runs))
+        groups.sort(key=lambda g: (-g[0].config["epochs"], recipe_label(g[0].config)))
+        for group in groups:
+            errors = [r.test_error for r in group]
+            mean, std = mean_std(errors)
+            rows.append({"model": kind, "label": label, "paper_percent": paper,
+                         "recipe": recipe_label(group[0].config),
+                         "dataset": dataset_label(group[0].config),
+                         "runs": [r.name for r in group], "seeds": [r.seed for r in group],
+                         "test_errors": errors, "mean": mean, "std": std,
+                         "train_seconds": [round(r.wall_seconds, 1) for r in group]})
+        if not groups:
+            rows.append({"model": kind, "label": label, "paper_percent": paper,
+                         "recipe": None, "runs": [], "test_errors": [], "mean": None,
+                         "std": None})
+    return rows
+
+
+def percent(value: float | None, digits: int = 2) -> str:
+    return "—" if value is None else f"{100 * value:.{digits}f}"
+
+
+def table1_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    lines = ["| Model | Recipe | Data | Seeds | Ours: test error (%), mean ± std | "
+             "Per seed (%) | Paper (%) |", "|---|---|---|---:|---:|---:|---:|"]
+    for row in rows:
+        if not row["runs"]:
+            lines.append(f"| {row['label']} | not run | | 0 | — | — | "
+                         f"{row['paper_percent']:.2f} |")
+            continue
+        ours = percent(row["mean"]) + (f" ± {percent(row['std'])}" if row["std"] is not None
+                                       else "")
+        per_seed = ", ".join(percent(e) for e in row["test_errors"])
+        lines.append(f"| {row['label']} | {row['recipe']} | {row['dataset']} | "
+                     f"{len(row['runs'])} | {ours} | {per_seed} | {row['paper_percent']:.2f} |")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------- series over beta
+def beta_series(runs: Sequence[RunSummary], wanted: Callable[[RunSummary], bool],
+                what: str, min_betas: int = 2) -> list[RunSummary]:
+    """The VIB runs (beta > 0) of the recipe, beta aside, with the most beta values."""
+    candidates = [r for r in runs if r.is_vib and wanted(r) and r.beta > 0]
+    groups = group_by_recipe(candidates, also_ignore=("model.beta",))
+    if not groups:
+        raise FigureUnavailableError(f"no VIB runs with beta > 0 for {what}")
+    best = max(groups, key=lambda g: (len({r.beta for r in g}), len(g), g[0].epochs))
+    if len({r.beta for r in best}) < min_betas:
+        raise FigureUnavailableError(
+            f"{what} needs VIB runs at {min_betas} or more values of β under one recipe; the "
+            f"best recipe has {len({r.beta for r in best})}")
+    return best
+
+
+def by_beta(runs: Sequence[RunSummary], value: Callable[[RunSummary], float]) -> tuple:
+    """(betas, means, stds) over the runs (seeds) of each beta, betas increasing."""
+    betas = sorted({r.beta for r in runs})
+    stats = [mean_std([value(r) for r in runs if r.beta == b]) for b in betas]
+    return (np.array(betas), np.array([m for m, _ in stats]),
+            np.array([s or 0.0 for _, s in stats]))
+
+
+def _footnote_series(runs: Sequence[RunSummary], left_out: int) -> str:
+    note = provenance(runs)
+    if left_out:
+        note += (f" {left_out} other VIB run(s) of this K (another recipe, or β = 0, which a "
+                 "log axis cannot show) are not drawn.")
+    return note
+
+
+def figure1_errors(runs: Sequence[RunSummary], panel: str, k2: bool) -> bytes:
+    wanted = (lambda r: r.bottleneck_dim == 2) if k2 else (lambda r: r.bottleneck_dim != 2)
+    series = beta_series(runs, wanted, f"Figure 1({panel})")
+    samples = series[0].eval_samples
+    curves = []
+    for split, colour in (("train", "C3"), ("test", "C0")):
+        for count, style, words in ((None, "-", f"{samples}-sample average"),
+                                    (1, "--", "1 sample")):
+            betas, mean, std = by_beta(series, lambda r, s=split, c=count: r.error(s, c))
+            curves.append(figs.Curve(f"{split}, {words}", betas, 100 * mean, 100 * std,
+                                     style, colour))
+    left_out = sum(1 for r in runs if r.is_vib and wanted(r)) - len(series)
+    k = series[0].bottleneck_dim
+    return figs.line_figure(f"Figure 1({panel}): error vs β, VIB K={k}", curves, "β",
+                            "error (%)", _footnote_series(series, left_out), logy=True)
+
+
+def _k256(runs: Sequence[RunSummary], what: str) -> tuple[list[RunSummary], int]:
+    series = beta_series(runs, lambda r: r.bottleneck_dim != 2, what)
+    k = series[0].bottleneck_dim
+    left_out = sum(1 for r in runs if r.is_vib and r.bottleneck_dim == k) - len(series)
+    return series, left_out
+
+
+def figure1_information_plane(runs: Sequence[RunSummary]) -> bytes:
+    series, left_out = _k256(runs, "Figure 1(c)")
+    curves = []
+    for split, colour, style in (("train", "C3", "-"), ("test", "C0", "--")):
+        _, x, _ = by_beta(series, lambda r, s=split: r.split_metric(s, "kl_bits"))
+        _, y, err = by_beta(series, lambda r, s=split: r.split_metric(s, "izy_lower_bits"))
+        curves.append(figs.Curve(split, x, y, err, style, colour))
+    h_y = float(series[0].model_config.get("label_entropy_bits", math.log2(10)))
+    return figs.line_figure(
+        f"Figure 1(c): information plane, VIB K={series[0].bottleneck_dim} "
+        "(one point per β)", curves, "I(Z;X) upper bound (bits)",
+        "I(Z;Y) lower bound (bits)", _footnote_series(series, left_out),
+        hlines=[(h_y, f"H(Y) = {h_y:.2f} bits")], plain_x=True)
+
+
+def figure1_izx(runs: Sequence[RunSummary]) -> bytes:
+    series, left_out = _k256(runs, "Figure 1(d)")
+    curves = []
+    for split, colour, style in (("train", "C3", "-"), ("test", "C0", "--")):
+        betas, mean, std = by_beta(series, lambda r, s=split: r.split_metric(s, "kl_bits"))
+        curves.append(figs.Curve(split, betas, mean, std, style, colour))
+    return figs.line_figure(
+        f"Figure 1(d): I(Z;X) vs β, VIB K={series[0].bottleneck_dim}", curves, "β",
+        "I(Z;X) upper bound: KL to the prior (bits)", _footnote_series(series, left_out),
+        logy=True, hlines=[(math.log2(10), "log2(10) bits (10 classes)")])
+
+
+def figure2(runs: Sequence[RunSummary]) -> bytes:
+    with_embedding = [r for r in runs if r.embedding is not None]
+    series = beta_series(with_embedding, lambda r: r.bottleneck_dim == 2, "Figure 2",
+                         min_betas=1)
+    panels, drawn = [], []
+    for beta in sorted({r.beta for r in series}):
+        run = min((r for r in series if r.beta == beta), key=lambda r: (r.seed, r.name))
+        e = run.embedding
+        s = run.eval_samples
+        title = (f"β = {beta_name(beta)}: $err_1$ {100 * run.error('test', 1):.2f}%, "
+                 f"$err_{{{s}}}$ {100 * run.error('test'):.2f}%")
+        panels.append(figs.Panel(title, e["mean"], e["scale_tril"], e["labels"],
+                                 e["decoder_kernel"], e["decoder_bias"]))
+        drawn.append(run)
+    n = len(drawn[0].embedding["labels"])
+    note = provenance(drawn, f"Ellipses: the first {n:,} test images (one model per β, the "
+                             "lowest seed); errors on the whole test set. ")
+    return figs.figure2(panels, note)
+
+
+def run_curves(run: RunSummary) -> bytes:
+    """Learning curves of one run from its progress records (train_*: running means over
+    the epoch with the raw weights; the held-out split: evaluated after the epoch)."""
+    epochs = np.array([r["epoch"] for r in run.progress], np.float64)
+    h = run.held_out
+    dot = "." if len(epochs) <= 30 else ""  # a line of one epoch is a point
+
+    def series(key: str) -> np.ndarray:
+        return np.array([r.get(key, np.nan) for r in run.progress], np.float64)
+
+    train_note = "train (running mean over the epoch)"
+    if run.is_vib:
+        s = run.eval_samples
+        errors = [figs.Curve(f"{h}, {s}-sample average", epochs, 100 * series(
+                      f"{h}_error_{s}sample"), colour="C0", marker=dot),
+                  figs.Curve(f"{h}, 1 sample", epochs, 100 * series(f"{h}_error_1shot"),
+                             style="--", colour="C0", marker=dot),
+                  figs.Curve(f"{h}, z = posterior mean", epochs,
+                             100 * series(f"{h}_error_mean"), style=":", colour="C2",
+                             marker=dot),
+                  figs.Curve(f"{train_note}, 1 sample", epochs,
+                             100 * series("train_error_1shot"), colour="C3", marker=dot)]
+        second = [figs.Curve(train_note, epochs, series("train_kl_bits"), colour="C3",
+                             marker=dot),
+                  figs.Curve(h, epochs, series(f"{h}_kl_bits"), style="--", colour="C0",
+                             marker=dot)]
+        second_label = "I(Z;X) upper bound (bits)"
+    else:
+        errors = [figs.Curve(h, epochs, 100 * series(f"{h}_error"), colour="C0", marker=dot),
+                  figs.Curve(train_note, epochs, 100 * series("train_error"), colour="C3",
+                             marker=dot)]
+        second = [figs.Curve(train_note, epochs, series("train_loss"), colour="C3", marker=dot),
+                  figs.Curve(h, epochs, series(f"{h}_loss"), style="--", colour="C0",
+                             marker=dot)]
+        second_label = "loss"
+    beta = f", β = {beta_name(run.beta)}" if run.is_vib else ""
+    note = provenance([run], f"Per-epoch progress of run {run.name}; {h} numbers use the "
+                             "moving-average weights when the run keeps them. ")
+    return figs.learning_curves(f"{run.name}: {run.kind}{beta}, {run.wall_seconds / 60:.1f} "
+                                "min of training", errors, second, second_label, note)
+
+
+FIGURES: dict[str, Callable[[Sequence[RunSummary]], bytes]] = {
+    "figure1a": lambda runs: figure1_errors(runs, "a", k2=False),
+    "figure1b": lambda runs: figure1_errors(runs, "b", k2=True),
+    "figure1c": figure1_information_plane,
+    "figure1d": figure1_izx,
+    "figure2": figure2,
+}
+CAPTIONS = {
+    "figure1a": "Figure 1(a): train and test error vs β, 1 posterior sample and the "
+                "S-sample average (K=256 in the paper).",
+    "figure1b": "Figure 1(b): the same for K=2 (full-covariance Gaussian).",
+    "figure1c": "Figure 1(c): the information plane, I(Z;Y) lower bound vs I(Z;X) upper "
+                "bound in bits, train and test.",
+    "figure1d": "Figure 1(d): I(Z;X) upper bound vs β (log-log).",
+    "figure2": "Figure 2: 95% posterior ellipses of test images, coloured by label, over the "
+               "entropy of q(y|z).",
+}
+
+
+# ----------------------------------------------------------------------- the report
+def make_report(runs: Sequence[RunSummary], output_dir: str, sources: str,
+                log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Writes the PNGs, curves/<run>.png, report.md and report.json; returns report.json."""
+    others = sorted(r.name for r in runs if not r.is_classifier)
+    if others:
+        log(f"not classifiers, left out of the report: {', '.join(others)}")
+    runs = sorted((r for r in runs if r.is_classifier),
+                  key=lambda r: (r.kind, r.bottleneck_dim, r.beta or 0.0, r.seed, r.name))
+    written: dict[str, str] = {}
+    skipped: dict[str, str] = {}
+    for name, draw in FIGURES.items():
+        try:
+            png = draw(runs)
+        except FigureUnavailableError as e:
+            skipped[name] = str(e)
+            log(f"{name}: skipped: {e}")
+            continue
+        written[name] = FIGURE_FILES[name]
+        atomic.write_bytes(os.path.join(output_dir, FIGURE_FILES[name]), png)
+    curves = {}
+    for run in runs:
+        curves[run.name] = f"{CURVES_DIR}/{run.name}.png"
+        atomic.write_bytes(os.path.join(output_dir, curves[run.name]), run_curves(run))
+    rows = table1(runs)
+    report = {"format": FORMAT, "sources": sources, "table1": rows, "figures": written,
+              "skipped_figures": skipped, "learning_curves": curves, "left_out": others,
+              "runs": [_run_entry(r) for r in runs]}
+    atomic.write_json(os.path.join(output_dir, REPORT_JSON), report)
+    atomic.write_text(os.path.join(output_dir, REPORT_MD), markdown(report, rows))
+    return report
+
+
+def _run_entry(run: RunSummary) -> dict[str, Any]:
+    return {"name": run.name, "model": run.kind, "bottleneck_dim": run.bottleneck_dim,
+            "beta": run.beta, "seed": run.seed, "epochs": run.epochs,
+            "dataset": run.config["dataset"], "test_error": run.test_error,
+            "test_error_1shot": run.metrics.get("test_error_1shot"),
+            "train_seconds": round(run.wall_seconds, 1), "recipe": recipe_label(run.config)}
+
+
+def markdown(report: dict[str, Any], rows: Sequence[dict[str, Any]]) -> str:
+    out = ["# Reproduction of Alemi et al. (2017), §4.1: MNIST", "",
+           f"Drawn by `bin/report` from {len(report['runs'])} run summaries ({report['sources']}"
+           "); no run directory or checkpoint is needed. Errors are final test errors from each "
+           "run's `metrics.json` (VIB: the S-sample predictive, the mean of S softmaxes).", "",
+           "## Table 1: test error on MNIST", "", table1_markdown(rows), "",
+           "Mean ± sample standard deviation over the runs of a row (seeds); one run has no "
+           "spread. Paper: Alemi et al. (2017), Table 1 (K=256, 200 epochs).", ""]
+    for name, caption in CAPTIONS.items():
+        out.append(f"## {caption.split(':')[0]}")
+        out.append("")
+        if name in report["figures"]:
+            out += [f"![{caption}]({report['figures'][name]})", "", caption, ""]
+        else:
+            out += [f"Not drawn: {report['skipped_figures'][name]}.", ""]
+    out += ["## Runs and learning curves", "",
+            "| Run | Model | K | β | Seed | Epochs | Data | Test error (%) | Training (min) | "
+            "Curves |", "|---|---|---:|---:|---:|---:|---|---:|---:|---|"]
+    for entry in report["runs"]:
+        beta = beta_name(entry["beta"]) if entry["beta"] is not None else "—"
+        out.append(f"| {entry['name']} | {entry['model']} | {entry['bottleneck_dim']} | {beta} "
+                   f"| {entry['seed']} | {entry['epochs']} | {entry['dataset']} | "
+                   f"{percent(entry['test_error'])} | {entry['train_seconds'] / 60:.1f} | "
+                   f"[png]({report['learning_curves'][entry['name']]}) |")
+    return "\n".join(out) + "\n"
