@@ -19,9 +19,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras as keras
+from matplotlib import image as mpimg
 
 from deepvib.data.sources import Split, load_split
 from deepvib.experiments import robustness
+from deepvib.experiments import robustness_figures as rf
 from deepvib.experiments.attack_config import AttackConfig, choose_targets, select_indices
 from deepvib.experiments.model_logits import attack_logits_fn
 from deepvib.models import ModelConfig, build_model
@@ -127,7 +129,6 @@ def test_targeted_attack_json(attacks):
         # Seeded: the targets are a function of the seed and the labels only.
         np.testing.assert_array_equal(ex["targets"], choose_targets(labels, SEED))
         np.testing.assert_array_equal(ex["success"], ex["predicted"] == ex["targets"])
-        assert np.all(ex["l0"] >= 0) and np.all(ex["l2"] >= 0) and np.all(ex["linf"] >= 0)
         assert np.all(ex["l0"] <= 784) and np.all(ex["linf"] <= 1.0)
         summary = record["summary"]
         assert summary["n"] == NUM_IMAGES and summary["targeted"]
@@ -137,6 +138,12 @@ def test_targeted_attack_json(attacks):
         assert summary["clean_accuracy"] == pytest.approx(
             np.mean(ex["clean_predicted"] == ex["labels"]))
         assert summary["n_perturbed"] == int(np.sum(ex["l2"] > 0))
+        assert summary["n_perturbed"] > 0, "the tiny attack should find some adversarials"
+        for norm in ("l0", "l2", "linf"):  # means over the successful examples only
+            if ex["success"].any():
+                assert summary[f"mean_{norm}"] == pytest.approx(ex[norm][ex["success"]].mean())
+            else:
+                assert summary[f"mean_{norm}"] is None
         if run == "deterministic":  # no sampling: every adversarial found is a success
             assert summary["n_perturbed"] <= summary["n_success"]
         check_adversarial_npz(attacks["targeted"], run, test.images[:NUM_IMAGES], ex)
@@ -152,6 +159,9 @@ def check_adversarial_npz(experiment_dir: str, run: str, originals: np.ndarray,
     assert adversarial.min() >= 0.0 and adversarial.max() <= 1.0
     delta = (adversarial.astype(np.float64) - originals).reshape(len(originals), -1)
     np.testing.assert_allclose(np.linalg.norm(delta, axis=1), ex["l2"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.abs(delta).max(axis=1), ex["linf"], rtol=1e-5, atol=1e-7)
+    # L0 counts pixels changed by more than 1e-5 (CW's tanh round trip moves others ~1e-6)
+    np.testing.assert_array_equal(np.sum(np.abs(delta) > 1e-5, axis=1), ex["l0"])
 
 
 def test_untargeted_attack_keeps_clean_misclassified_images(attacks):
@@ -192,10 +202,15 @@ def test_sampling_vib_adversarials_are_judged_on_redraws(runs, attacks, tmp_path
         accuracy = np.asarray(vib["per_example"]["redrawn_accuracy"])
         success = np.asarray(vib["per_example"]["redrawn_success"])
         assert accuracy.shape == success.shape == (NUM_IMAGES,)
-        assert ((0 <= accuracy) & (accuracy <= 1)).all()
+        # fractions of REDRAWS evaluations: whole counts out of 20
+        for fraction in (accuracy, success):
+            counts = fraction * robustness.REDRAWS
+            np.testing.assert_allclose(counts, np.round(counts), atol=1e-6)
         assert vib["summary"]["redrawn_accuracy_under_attack"] == pytest.approx(accuracy.mean())
         if experiment == "untargeted":
             np.testing.assert_allclose(accuracy + success, 1.0)
+        else:  # a targeted success needs the target: at most the draws not predicting the label
+            assert np.all(accuracy + success <= 1.0 + 1e-9)
         assert "redraws" not in read_record(attacks[experiment], "deterministic")["summary"]
     # An old record without redraws: the skipping rerun completes it.
     copy = tmp_path / "untargeted"
@@ -213,12 +228,47 @@ def test_sampling_vib_adversarials_are_judged_on_redraws(runs, attacks, tmp_path
     assert any("redrawn" in line for line in logs)
 
 
-def test_success_samples_judge_the_search(runs, tmp_path):
+def test_redraws_count_targeted_success_only_on_the_target():
+    """Hand-made redraws: 4 draws x 3 examples, labels 0, 1, 2, targets 5, 6, 7."""
+    predictions = np.array([[0, 6, 3], [5, 1, 7], [5, 6, 2], [9, 6, 7]])
+    targeted = {"per_example": {"labels": [0, 1, 2], "targets": [5, 6, 7]}, "summary": {}}
+    robustness.add_redraws(targeted, predictions)
+    ex = targeted["per_example"]
+    assert ex["redrawn_accuracy"] == [0.25, 0.25, 0.25]
+    assert ex["redrawn_success"] == [0.5, 0.75, 0.5]  # a 9 or a 3 is wrong, but no success
+    assert targeted["summary"]["redraws"] == 4
+    assert targeted["summary"]["redrawn_success_rate"] == pytest.approx(1.75 / 3)
+    assert targeted["summary"]["redrawn_accuracy_under_attack"] == pytest.approx(0.25)
+    untargeted = {"per_example": {"labels": [0, 1, 2], "targets": None}, "summary": {}}
+    robustness.add_redraws(untargeted, predictions)
+    assert untargeted["per_example"]["redrawn_success"] == [0.75, 0.75, 0.75]
+
+
+def test_success_samples_judge_the_search(runs, tmp_path, monkeypatch):
     """--success_samples: a sampling VIB's search success is judged on an independent
     predictive (recorded with the parameters); a deterministic model ignores it."""
+    searches = []
+    real_cw_l2 = robustness.cw_l2
+
+    def watched_cw_l2(logits_fn, *args, **kwargs):
+        searches.append((logits_fn, kwargs.get("success_fn")))
+        return real_cw_l2(logits_fn, *args, **kwargs)
+
+    monkeypatch.setattr(robustness, "cw_l2", watched_cw_l2)
     config = AttackConfig(**TINY_CW_CONFIG, cw_batch_size=4, success_samples=50)
     jobs = robustness.prepare_jobs([runs["vib"], runs["deterministic"]], config, str(tmp_path))
     vib, deterministic = robustness.run_jobs(jobs, config, log=lambda line: None)
+    (attacked, judge), (_, no_judge) = searches
+    assert no_judge is None  # a deterministic model is its own judge
+    # The VIB's search was judged by another predictive: a normalised log-distribution
+    # whose draws average 50 samples, so they vary about 12/50 as much as the attacked ones.
+    assert judge is not None and judge is not attacked
+    x = tf.constant(jobs[0].images)
+    judged = np.stack([judge(x).numpy() for _ in range(20)]).astype(np.float64)
+    attacked_draws = np.stack([attacked(x).numpy() for _ in range(20)]).astype(np.float64)
+    np.testing.assert_allclose(np.exp(judged).sum(-1), 1.0, atol=1e-5)
+    ratio = judged.var(axis=0).sum() / attacked_draws.var(axis=0).sum()
+    assert 0.1 < ratio < 0.45, ratio
     assert vib["params"]["success_samples"] == 50
     assert vib["search_success_judged_on"] == {
         "kind": "vib_log_mean_softmax", "num_samples": 50, "independent_draws": True}
@@ -238,6 +288,16 @@ def test_figures_from_attack_outputs(attacks, tmp_path):
     for name in ("figure3", "figure4b", *summary["figures"]):
         png = (out / summary["figures"][name]).read_bytes()
         assert png.startswith(PNG_SIGNATURE) and len(png) > 5000
+    # Figure 3 shows the outcome colours of the attacks it draws, and only those.
+    drawn = set()
+    for run in ("vib", "deterministic"):
+        ex = read_record(attacks["targeted"], run)["per_example"]
+        drawn |= {rf.cell_outcome(y, p, t)
+                  for y, p, t in zip(ex["labels"], ex["predicted"], ex["targets"], strict=True)}
+    pixels = mpimg.imread(out / summary["figures"]["figure3"])[..., :3]
+    for outcome, colour in rf.OUTCOME_COLOURS.items():
+        count = np.sum(np.all(np.abs(pixels - np.asarray(colour)) < 0.03, axis=-1))
+        assert (count > 1000) if outcome in drawn else (count < 20), (outcome, count, drawn)
     every = json.loads((out / "attack_summaries.json").read_text())
     assert set(every) == {"targeted", "untargeted"}
     # A further experiment directory joins the summaries and Figure 4(b).
