@@ -160,7 +160,7 @@ class VAE(TrainableModel):
 
     def train_step(self, data):
         images = data[0] if isinstance(data, tuple) else data
-        step = self.optimizer.iterations
+        step = tf.identity(self.optimizer.iterations)  # this step's t, before it is counted
         with tf.GradientTape() as tape:
             terms = self.objective_terms(images, training=True)
             loss = self.loss_from_terms(terms, step) + self.weight_penalty()
