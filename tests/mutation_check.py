@@ -14,6 +14,7 @@ unmutated copy: a test that fails there would "kill" every mutant and prove noth
     .venv/bin/python tests/mutation_check.py --only kl_stop_gradient,export_nan
     .venv/bin/python tests/mutation_check.py --list       # ids, files, tests
     .venv/bin/python tests/mutation_check.py --check      # only check the edits still apply
+    .venv/bin/python tests/mutation_check.py --ref HEAD   # the last commit, not the work tree
 
 Exit status: 0 every mutant killed; 1 some survived (or crashed the test run: "error");
 2 bad input: an edit's old text is not found exactly once (the code moved on: update the
@@ -83,13 +84,24 @@ def mutate(text: str, mutant: Mutant) -> str:
     return text
 
 
-def check_applies(mutant: Mutant, root: str = ROOT) -> None:
-    with open(os.path.join(root, mutant.file), encoding="utf-8") as f:
-        mutate(f.read(), mutant)
+def check_applies(mutant: Mutant, ref: str | None = None) -> None:
+    if ref is None:
+        with open(os.path.join(ROOT, mutant.file), encoding="utf-8") as f:
+            text = f.read()
+    else:
+        text = subprocess.run(["git", "show", f"{ref}:{mutant.file}"], cwd=ROOT,
+                              capture_output=True, text=True, check=True).stdout
+    mutate(text, mutant)
 
 
-def copy_tree(destination: str) -> None:
-    """The working tree as git sees it (tracked and untracked, not ignored) to `destination`."""
+def copy_tree(destination: str, ref: str | None = None) -> None:
+    """The working tree as git sees it (tracked and untracked, not ignored), or the commit
+    `ref` when given, to `destination`."""
+    if ref is not None:
+        archive = subprocess.run(["git", "archive", "--format=tar", ref], cwd=ROOT,
+                                 capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", destination], input=archive, check=True)
+        return
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
@@ -130,10 +142,10 @@ def check_imports_copy(copy: str) -> None:
         raise RuntimeError(f"the copy imports deepvib from {out.strip()}, not from {copy}")
 
 
-def run_mutant(mutant: Mutant, timeout: float) -> dict:
+def run_mutant(mutant: Mutant, timeout: float, ref: str | None = None) -> dict:
     started = time.time()
     with tempfile.TemporaryDirectory(prefix=f"mutant_{mutant.id}_") as copy:
-        copy_tree(copy)
+        copy_tree(copy, ref)
         path = os.path.join(copy, mutant.file)
         with open(path, encoding="utf-8") as f:
             text = f.read()
@@ -146,11 +158,12 @@ def run_mutant(mutant: Mutant, timeout: float) -> dict:
             "output": output}
 
 
-def baseline(mutants: list[Mutant], timeout: float) -> tuple[int, str, float]:
+def baseline(mutants: list[Mutant], timeout: float,
+             ref: str | None = None) -> tuple[int, str, float]:
     tests = tuple(dict.fromkeys(t for m in mutants for t in m.tests))
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="mutant_baseline_") as copy:
-        copy_tree(copy)
+        copy_tree(copy, ref)
         check_imports_copy(copy)
         code, output = run_tests(copy, tests, timeout)
     return code, output, time.time() - started
@@ -170,16 +183,19 @@ def table(results: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default="", help="comma-separated mutant ids")
+    parser.add_argument("--catalogue", default=CATALOGUE, help="the mutants' TOML file")
+    parser.add_argument("--ref", default=None,
+                        help="mutate this commit (e.g. HEAD) instead of the working tree")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
     parser.add_argument("--check", action="store_true",
                         help="only check that every mutant's edits apply to the tree")
     parser.add_argument("--no_baseline", action="store_true",
                         help="skip running the tests on the unmutated copy first")
-    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per test run")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per test run")
     parser.add_argument("--verbose", action="store_true", help="print pytest's output")
     args = parser.parse_args(argv)
 
-    mutants = load_catalogue()
+    mutants = load_catalogue(args.catalogue)
     if args.only:
         wanted = args.only.split(",")
         unknown = sorted(set(wanted) - {m.id for m in mutants})
@@ -193,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         for m in mutants:
-            check_applies(m)
+            check_applies(m, args.ref)
     except MutantError as e:
         print(f"mutation_check: error: {e}", file=sys.stderr)
         return 2
@@ -201,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"all {len(mutants)} mutants apply")
         return 0
     if not args.no_baseline:
-        code, output, seconds = baseline(mutants, args.timeout)
+        code, output, seconds = baseline(mutants, args.timeout, args.ref)
         if code != 0:
             print(output, file=sys.stderr)
             print("mutation_check: error: the mutants' tests fail on the unmutated copy",
@@ -210,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"baseline: the mutants' tests pass on the unmutated copy ({seconds:.0f}s)")
     results = []
     for m in mutants:
-        result = run_mutant(m, args.timeout)
+        result = run_mutant(m, args.timeout, args.ref)
         results.append(result)
         print(f"{m.id}: {result['status']} ({result['seconds']:.0f}s)", flush=True)
         if args.verbose or result["status"] == "error":
