@@ -114,11 +114,12 @@ def copy_tree(destination: str, ref: str | None = None) -> None:
         shutil.copy2(source, target)
 
 
-def run_tests(copy: str, tests: tuple[str, ...], timeout: float) -> tuple[int, str]:
+def run_tests(copy: str, tests: tuple[str, ...], timeout: float,
+              extra: tuple[str, ...] = ()) -> tuple[int, str]:
     """(pytest exit code, its output) for `tests` run inside `copy`."""
     env = {**os.environ, "PYTHONPATH": copy, "TF_CPP_MIN_LOG_LEVEL": "2"}
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-               "--no-header", *tests]
+               "--no-header", *extra, *tests]
     try:
         proc = subprocess.run(command, cwd=copy, env=env, capture_output=True, text=True,
                               timeout=timeout)
@@ -158,15 +159,30 @@ def run_mutant(mutant: Mutant, timeout: float, ref: str | None = None) -> dict:
             "output": output}
 
 
-def baseline(mutants: list[Mutant], timeout: float,
-             ref: str | None = None) -> tuple[int, str, float]:
+def baseline(mutants: list[Mutant], timeout: float, ref: str | None = None,
+             durations: int = 0) -> tuple[int, str, float]:
     tests = tuple(dict.fromkeys(t for m in mutants for t in m.tests))
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="mutant_baseline_") as copy:
         copy_tree(copy, ref)
         check_imports_copy(copy)
-        code, output = run_tests(copy, tests, timeout)
+        extra = (f"--durations={durations}",) if durations else ()
+        code, output = run_tests(copy, tests, timeout, extra)
     return code, output, time.time() - started
+
+
+def slowest(output: str) -> str:
+    """pytest's "slowest durations" section."""
+    lines = output.splitlines()
+    start = next((i for i, line in enumerate(lines) if "slowest" in line), None)
+    if start is None:
+        return ""
+    section = []
+    for line in lines[start + 1:]:
+        if not line.strip() or line.startswith("("):
+            break
+        section.append(line)
+    return "\n".join(section)
 
 
 def table(results: list[dict]) -> str:
@@ -192,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no_baseline", action="store_true",
                         help="skip running the tests on the unmutated copy first")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per test run")
+    parser.add_argument("--durations", type=int, default=0,
+                        help="print the N slowest test phases of the baseline run")
     parser.add_argument("--verbose", action="store_true", help="print pytest's output")
     args = parser.parse_args(argv)
 
@@ -217,13 +235,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"all {len(mutants)} mutants apply")
         return 0
     if not args.no_baseline:
-        code, output, seconds = baseline(mutants, args.timeout, args.ref)
+        code, output, seconds = baseline(mutants, args.timeout, args.ref, args.durations)
         if code != 0:
             print(output, file=sys.stderr)
             print("mutation_check: error: the mutants' tests fail on the unmutated copy",
                   file=sys.stderr)
             return 2
         print(f"baseline: the mutants' tests pass on the unmutated copy ({seconds:.0f}s)")
+        if args.durations:
+            print(slowest(output))
     results = []
     for m in mutants:
         result = run_mutant(m, args.timeout, args.ref)
