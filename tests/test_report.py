@@ -141,13 +141,13 @@ def test_a_figure_without_its_runs_is_skipped_with_the_reason(tmp_path):
     done = run_report(f"--results_dirs={tmp_path / 'results'}", f"--output_dir={out}")
     assert done.returncode == 0, done.stderr
     assert "not classifiers, left out of the report: vae" in done.stdout
-    assert "figure1a: skipped: Figure 1(a) needs VIB runs at 2 or more values of β" in (
-        done.stdout)
-    assert "figure2: skipped: no VIB runs with beta > 0 for Figure 2" in done.stdout
+    assert ("figure1a: skipped: Figure 1(a) (VIB, K ≠ 2) needs runs at 2 or more values of β"
+            in done.stdout)
+    assert "figure2: skipped: no runs with β > 0 for Figure 2 (VIB, K = 2" in done.stdout
     saved = json.loads((out / "report.json").read_text())
     assert set(saved["skipped_figures"]) == set(report.FIGURE_FILES)
     assert not any((out / f).exists() for f in report.FIGURE_FILES.values())
-    assert "Not drawn: no VIB runs with beta > 0 for Figure 1(b)." in (
+    assert "Not drawn: no runs with β > 0 for Figure 1(b) (VIB, K = 2)." in (
         (out / "report.md").read_text())
     assert sorted(os.listdir(out / "curves")) == ["det.png", "vib.png"]
 

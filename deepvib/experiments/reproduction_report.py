@@ -201,12 +201,12 @@ def beta_series(runs: Sequence[RunSummary], wanted: Callable[[RunSummary], bool]
     candidates = [r for r in runs if r.is_vib and wanted(r) and r.beta > 0]
     groups = group_by_recipe(candidates, also_ignore=("model.beta",))
     if not groups:
-        raise FigureUnavailableError(f"no VIB runs with beta > 0 for {what}")
+        raise FigureUnavailableError(f"no runs with β > 0 for {what}")
     best = max(groups, key=lambda g: (len({r.beta for r in g}), len(g), g[0].epochs))
     if len({r.beta for r in best}) < min_betas:
         raise FigureUnavailableError(
-            f"{what} needs VIB runs at {min_betas} or more values of β under one recipe; the "
-            f"best recipe has {len({r.beta for r in best})}")
+            f"{what} needs runs at {min_betas} or more values of β under one recipe; the best "
+            f"recipe has {len({r.beta for r in best})}")
     return best
 
 
@@ -228,7 +228,7 @@ def _footnote_series(runs: Sequence[RunSummary], left_out: int) -> str:
 
 def figure1_errors(runs: Sequence[RunSummary], panel: str, k2: bool) -> bytes:
     wanted = (lambda r: r.bottleneck_dim == 2) if k2 else (lambda r: r.bottleneck_dim != 2)
-    series = beta_series(runs, wanted, f"Figure 1({panel})")
+    series = beta_series(runs, wanted, f"Figure 1({panel}) (VIB, K {'=' if k2 else '≠'} 2)")
     samples = series[0].eval_samples
     curves = []
     for split, colour in (("train", "C3"), ("test", "C0")):
@@ -244,7 +244,7 @@ def figure1_errors(runs: Sequence[RunSummary], panel: str, k2: bool) -> bytes:
 
 
 def _k256(runs: Sequence[RunSummary], what: str) -> tuple[list[RunSummary], int]:
-    series = beta_series(runs, lambda r: r.bottleneck_dim != 2, what)
+    series = beta_series(runs, lambda r: r.bottleneck_dim != 2, f"{what} (VIB, K ≠ 2)")
     k = series[0].bottleneck_dim
     left_out = sum(1 for r in runs if r.is_vib and r.bottleneck_dim == k) - len(series)
     return series, left_out
@@ -279,7 +279,8 @@ def figure1_izx(runs: Sequence[RunSummary]) -> bytes:
 
 def figure2(runs: Sequence[RunSummary]) -> bytes:
     with_embedding = [r for r in runs if r.embedding is not None]
-    series = beta_series(with_embedding, lambda r: r.bottleneck_dim == 2, "Figure 2",
+    series = beta_series(with_embedding, lambda r: r.bottleneck_dim == 2,
+                         "Figure 2 (VIB, K = 2, with the posteriors in its summary)",
                          min_betas=1)
     panels, drawn = [], []
     for beta in sorted({r.beta for r in series}):
@@ -402,8 +403,9 @@ def _run_entry(run: RunSummary) -> dict[str, Any]:
 def markdown(report: dict[str, Any], rows: Sequence[dict[str, Any]]) -> str:
     out = ["# Reproduction of Alemi et al. (2017), §4.1: MNIST", "",
            f"Drawn by `bin/report` from {len(report['runs'])} run summaries ({report['sources']}"
-           "); no run directory or checkpoint is needed. Errors are final test errors from each "
-           "run's `metrics.json` (VIB: the S-sample predictive, the mean of S softmaxes).", "",
+           "); a run summary holds everything drawn here, so no run directory or checkpoint is "
+           "needed. Errors are final test errors from each run's `metrics.json` (VIB: the "
+           "S-sample predictive, the mean of S softmaxes).", "",
            "## Table 1: test error on MNIST", "", table1_markdown(rows), "",
            "Mean ± sample standard deviation over the runs of a row (seeds); one run has no "
            "spread. Paper: Alemi et al. (2017), Table 1 (K=256, 200 epochs).", ""]
