@@ -114,10 +114,16 @@ def _log_y(ax) -> None:
 
 
 def _plain_numbers(axis) -> None:
-    """Log-axis labels as plain numbers (2, 5, 10, not 2x10^1); minor ticks at 2 and 5."""
+    """Log-axis labels as plain numbers (2, 5, 10, not 2x10^1); minor ticks labelled at 2
+    and 5, or all of them when the axis spans less than two decades."""
+
+    def minor(value: float, _) -> str:
+        low, high = sorted(axis.get_view_interval())
+        narrow = low > 0 and high / low < 100
+        return f"{value:g}" if narrow or f"{value:g}"[0] in "25" else ""
+
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    axis.set_minor_formatter(FuncFormatter(
-        lambda v, _: f"{v:g}" if f"{v:g}"[0] in "25" else ""))
+    axis.set_minor_formatter(FuncFormatter(minor))
 
 
 def line_figure(title: str, curves: Sequence[Curve], xlabel: str, ylabel: str, footnote: str,

@@ -17,6 +17,7 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -210,15 +211,26 @@ def _log_path(run: PlannedRun) -> str:
     return os.path.join(os.path.dirname(run.run_dir), LOGS_SUBDIR, f"{run.name}.log")
 
 
+def train_app() -> str:
+    """bin/train of this checkout, else the installed `train` script."""
+    if os.path.isfile(TRAIN):
+        return TRAIN
+    installed = shutil.which("train")
+    if installed is None:
+        raise FileNotFoundError(f"neither {TRAIN} nor an installed `train` script exists")
+    return installed
+
+
 def train_child(run: PlannedRun, log: Callable[[str], None]) -> int:
     """bin/train in a child process (one TensorFlow per run), its output appended to
     `<runs_dir>/logs/<name>.log` and passed on line by line."""
     path = _log_path(run)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "a", encoding="utf-8") as out:
-        out.write(f"$ {' '.join([TRAIN, *run.args])}\n")
+        command = [sys.executable, train_app(), *run.args]
+        out.write(f"$ {' '.join(command[1:])}\n")
         out.flush()
-        child = subprocess.Popen([sys.executable, TRAIN, *run.args], stdout=subprocess.PIPE,
+        child = subprocess.Popen(command, stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, text=True, bufsize=1)
         for line in child.stdout:
             out.write(line)
