@@ -1,0 +1,88 @@
+"""`bin/adaptive_attack` (the adaptive evaluation of issue 13) on two tiny run directories
+(VIB and deterministic, briefly trained on the embedded mnist_5k, written as the trainer
+writes them): the adaptive.json records, the sanity output, the summary and figures,
+resuming, and bad input (one line, exit code 2)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from deepvib.data.sources import load_split
+from deepvib.experiments.adaptive import ADAPTIVE_JSON, SUMMARY_JSON
+from tests.test_attack_cli import make_run_dir
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOOL = os.path.join(ROOT, "bin", "adaptive_attack")
+TINY = ["--num_images=6", "--eot_samples=16", "--judge_samples=64", "--classifier_draws=5",
+        "--cw_binary_search_steps=2", "--cw_max_iterations=30", "--cw_initial_const=1",
+        "--cw_learning_rate=0.1", "--l2_budgets=2", "--linf_budgets=0.2",
+        "--pgd_iterations=5", "--spsa_eps=0.2", "--spsa_iterations=3", "--spsa_samples=8",
+        "--spsa_eot_samples=4", "--sanity_l2_budget=2", "--large_l2_budget=20",
+        "--small_l2_budget=2", "--broken_accuracy=1"]
+
+
+def run_tool(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, TOOL, *args], capture_output=True, text=True,
+                          timeout=600, cwd=ROOT)
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    base = tmp_path_factory.mktemp("adaptive")
+    train = load_split("mnist_5k", "train")
+    runs = {m: make_run_dir(str(base / m), m, train) for m in ("vib", "deterministic")}
+    out = str(base / "out")
+    proc = run_tool(*TINY, f"--model_dirs={runs['vib']},{runs['deterministic']}",
+                    f"--output_dir={out}")
+    return runs, out, proc
+
+
+def test_records_summary_and_figures(evaluated) -> None:
+    _, out, proc = evaluated
+    assert proc.returncode in (0, 1), proc.stderr  # 1: a sanity check failed (tiny models)
+    for name, stochastic in (("vib", True), ("deterministic", False)):
+        with open(os.path.join(out, name, ADAPTIVE_JSON)) as f:
+            record = json.load(f)
+        assert record["stochastic"] is stochastic and record["n"] == 6
+        attacks = record["attacks"]
+        for key in ("clean", "cw_l2", "pgd_l2_2", "pgd_linf_0.2", "spsa_linf_0.2"):
+            acc = np.asarray(attacks[key]["per_example"]["classifier_accuracy"])
+            assert acc.shape == (6,) and np.all((acc >= 0) & (acc <= 1))
+            assert len(attacks[key]["per_example"]["success"]) == 6
+        assert [c["name"] for c in record["sanity"]][0].startswith("accuracy reaches 0")
+        assert f"{name}: [" in proc.stdout  # the suite's PASS/FAIL lines
+    with open(os.path.join(out, SUMMARY_JSON)) as f:
+        summary = json.load(f)
+    assert [m["model_kind"] for m in summary["models"]] == ["deterministic", "vib"]
+    for norm in ("l2", "linf"):
+        with open(os.path.join(out, f"accuracy_budget_{norm}.png"), "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_rerun_skips_finished_models(evaluated) -> None:
+    runs, out, _ = evaluated
+    proc = run_tool(*TINY, f"--model_dirs={runs['deterministic']}", f"--output_dir={out}")
+    assert "already holds this evaluation; skipped" in proc.stdout
+    other = run_tool(*TINY, "--eot_samples=8", f"--model_dirs={runs['deterministic']}",
+                     f"--output_dir={out}")
+    assert other.returncode == 2 and "other parameters" in other.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--output_dir=x"], "--model_dirs is required"),
+    (["--model_dirs=/nonexistent", "--output_dir=x"], "not a bin/train run directory"),
+    (["--model_dirs=/nonexistent", "--output_dir=x", "--eot_samples=0"], "eot_samples"),
+    (["--model_dirs=/nonexistent", "--output_dir=x", "--l2_budgets=a"], "--l2_budgets"),
+    (["--model_dirs=/nonexistent", "--output_dir=x", "--mode=median"], "mode"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, message) -> None:
+    proc = run_tool(*args)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
