@@ -37,12 +37,21 @@ def save(fig, path: str) -> None:
 
 
 def example_rows(record: dict[str, Any], per_source: int = 1) -> list[int]:
-    """Pair indices to show: the first `per_source` pairs of each source class (repeat 0)."""
+    """Pair indices to show, `per_source` per source class s (repeat 0): the first pair with
+    target class s + 1, then s + 2, ... (mod the number of classes), so that every target
+    class appears."""
     pairs = record["pairs"]
-    source, repeat = np.asarray(pairs["source_class"]), np.asarray(pairs["repeat"])
+    source, target = np.asarray(pairs["source_class"]), np.asarray(pairs["target_class"])
+    repeat = np.asarray(pairs["repeat"])
+    classes = np.unique(source)
     rows = []
-    for s in np.unique(source):
-        rows += np.flatnonzero((source == s) & (repeat == 0))[:per_source].tolist()
+    for s in classes:
+        for step in range(1, len(classes)):
+            if sum(source[rows] == s) >= per_source:
+                break
+            t = classes[(np.searchsorted(classes, s) + step) % len(classes)]
+            hits = np.flatnonzero((source == s) & (target == t) & (repeat == 0))
+            rows += hits[:1].tolist()
     return rows
 
 
