@@ -24,7 +24,7 @@ from deepvib.data import resize_images
 from deepvib.data.sources import load_split
 from deepvib.experiments import latent_experiment as lx
 from deepvib.experiments import latent_scoring
-from deepvib.experiments.latent_figures import draw_all
+from deepvib.experiments.latent_figures import draw_all, example_rows
 from deepvib.experiments.latent_pairs import draw_pairs
 from deepvib.models import ModelConfig, build_model
 from deepvib.models.vae_config import VAEConfig
@@ -212,6 +212,13 @@ def test_report_draws_every_figure(attacked, tmp_path):
     for path in written:
         with open(path, "rb") as f:
             assert f.read(8) == PNG_SIGNATURE
+
+
+def test_example_rows_pair_each_source_with_the_next_targets():
+    pairs = draw_pairs(np.repeat(np.arange(10), 3), 1, 2, seed=0)
+    rows = example_rows({"pairs": pairs.to_json_dict()}, per_source=2)
+    shown = [(pairs.source_class[i], pairs.target_class[i], pairs.repeat[i]) for i in rows]
+    assert shown == [(s, (s + k) % 10, 0) for s in range(10) for k in (1, 2)]
 
 
 def test_a_classifier_run_is_not_a_vae(runs, tmp_path):
