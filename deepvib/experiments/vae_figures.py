@@ -36,6 +36,11 @@ def _show(ax, mosaic: np.ndarray) -> None:
     ax.set_yticks([])
 
 
+def _title(ax, title: str, provenance: str) -> None:
+    """The figure's title with its provenance (model, data, epochs, run) beneath it."""
+    ax.set_title(f"{title}\n[{provenance}]", fontsize=8)
+
+
 def _save(fig, path: str) -> None:
     tmp = path + ".tmp.png"
     fig.savefig(tmp, dpi=110, bbox_inches="tight")
@@ -51,8 +56,7 @@ def reconstruction_figure(model, images: np.ndarray, provenance: str, path: str)
                    4, cols)
     fig, ax = plt.subplots(figsize=(cols * 0.6, 4 * 0.6 + 0.6))
     _show(ax, mosaic)
-    ax.set_title("test images (rows 1, 3) and their reconstructions (rows 2, 4)", fontsize=9)
-    fig.text(0.5, 0.0, provenance, ha="center", va="top", fontsize=7)
+    _title(ax, "test images (rows 1, 3) and their reconstructions (rows 2, 4)", provenance)
     _save(fig, path)
 
 
@@ -92,9 +96,8 @@ def traversal_figure(model, images: np.ndarray, provenance: str, path: str) -> l
     h = decoded.shape[1]
     ax.set_yticks([(i + 0.5) * h for i in range(rows)])
     ax.set_yticklabels(labels, fontsize=7)
-    ax.set_title("latent traversals: each row sweeps one unit from -2 to 2 "
-                 "(others at a test image's code)", fontsize=9)
-    fig.text(0.5, 0.0, provenance, ha="center", va="top", fontsize=7)
+    _title(ax, "latent traversals: each row sweeps one unit from -2 to 2\n"
+           "(the others at a test image's code)", provenance)
     _save(fig, path)
     return labels
 
@@ -103,8 +106,7 @@ def prior_sample_figure(model, provenance: str, path: str, side: int = 8) -> Non
     samples = model.decode(model.prior_codes(side * side, seed=0)).numpy()
     fig, ax = plt.subplots(figsize=(side * 0.6, side * 0.6 + 0.6))
     _show(ax, _grid(samples, side, side))
-    ax.set_title("samples from the prior (Bernoulli means)", fontsize=9)
-    fig.text(0.5, 0.0, provenance, ha="center", va="top", fontsize=7)
+    _title(ax, "samples from the prior (Bernoulli means)", provenance)
     _save(fig, path)
 
 
