@@ -267,3 +267,16 @@ def test_the_default_grid_is_the_attack_modules():
     assert lx.DEFAULT_CONSTANTS == latent.DEFAULT_CONSTANTS
     assert lx.OPERATING_CONSTANT == latent.OPERATING_CONSTANT
     assert lx.LatentAttackConfig().constants == latent.DEFAULT_CONSTANTS
+
+
+def test_clean_conditioned_rates_drop_pairs_the_pipeline_gets_wrong():
+    record = {
+        "pairs": {"source_class": [0, 1, 2], "target_class": [1, 2, 0]},
+        "clean": {"source_reconstruction_predicted": [0, 1, 9],
+                  "target_reconstruction_predicted": [1, 2, 0]},
+        "attack": {"constants": [0.1, 1.0]},
+        "predicted": [[1, 1, 0], [0, 1, 0]],
+    }
+    rows = lx.clean_conditioned(record)
+    assert rows == [{"c": 0.1, "n": 2, "ignore_target": 0.5, "target": 0.5},
+                    {"c": 1.0, "n": 2, "ignore_target": 0.0, "target": 0.0}]

@@ -487,6 +487,49 @@ def by_constant_table(records: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def clean_conditioned(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per c: AS ignore-target and AS target (plain means over pairs) restricted to the pairs
+    whose clean source and target reconstructions are classified as their own classes, so that
+    the pipeline's own errors do not count as attack successes."""
+    pairs = record["pairs"]
+    s, t = np.asarray(pairs["source_class"]), np.asarray(pairs["target_class"])
+    ok = ((np.asarray(record["clean"]["source_reconstruction_predicted"]) == s)
+          & (np.asarray(record["clean"]["target_reconstruction_predicted"]) == t))
+    rows = []
+    for c, predicted in zip(record["attack"]["constants"], record["predicted"], strict=True):
+        p = np.asarray(predicted)[ok]
+        rows.append({"c": c, "n": int(ok.sum()),
+                     "ignore_target": float(np.mean(p != s[ok])) if ok.any() else None,
+                     "target": float(np.mean(p == t[ok])) if ok.any() else None})
+    return rows
+
+
+def clean_conditioned_table(records: Sequence[dict[str, Any]]) -> str:
+    constants = records[0]["attack"]["constants"]
+    lines = ["| Model | pairs kept | " + " | ".join(f"c = {c:g}" for c in constants) + " |",
+             "|---" * (len(constants) + 2) + "|"]
+    for record in records:
+        rows = {round(r["c"], 9): r for r in clean_conditioned(record)}
+        n = next(iter(rows.values()))["n"]
+        out = [("–" if rows.get(round(c, 9)) is None else
+                f"{latent_scoring.percent(rows[round(c, 9)]['ignore_target'])} / "
+                f"{latent_scoring.percent(rows[round(c, 9)]['target'])}") for c in constants]
+        lines.append(f"| {display_name(record)} | {n} / {len(record['pairs']['source_index'])} | "
+                     + " | ".join(out) + " |")
+    return "\n".join(lines)
+
+
+def clean_table(records: Sequence[dict[str, Any]]) -> str:
+    lines = ["| Model | epochs | clean source reconstructions correct | clean target "
+             "reconstructions correct |", "|---|---|---|---|"]
+    for r in records:
+        clean = r["clean"]
+        lines.append(f"| {display_name(r)} | {r['trained']['epochs_done']} | "
+                     f"{latent_scoring.percent(clean['source_reconstruction_accuracy'])} | "
+                     f"{latent_scoring.percent(clean['target_reconstruction_accuracy'])} |")
+    return "\n".join(lines)
+
+
 def norms_table(records: Sequence[dict[str, Any]]) -> str:
     """Mean L2 of the perturbation and mean remaining latent-distance ratio per c."""
     constants = records[0]["attack"]["constants"]
@@ -522,6 +565,11 @@ def summary_markdown(records: Sequence[dict[str, Any]]) -> str:
         "## Mean L2 of the perturbation / mean remaining latent distance "
         "(||mu(x_adv) - mu(x_t)|| / ||mu(x) - mu(x_t)||) against c",
         norms_table(records),
+        "## The clean pipeline: unattacked reconstructions classified as their own class",
+        clean_table(records),
+        "## AS ignore-target / AS target over the pairs whose clean source and target "
+        "reconstructions are both classified correctly (plain means over pairs)",
+        clean_conditioned_table(records),
     ]
     return "\n\n".join(parts) + "\n"
 
@@ -538,6 +586,7 @@ def summary_json(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "clean": {k: r["clean"][k] for k in ("source_reconstruction_accuracy",
                                                   "target_reconstruction_accuracy")},
             "scores_by_constant": r["scores_by_constant"],
+            "clean_conditioned_by_constant": clean_conditioned(r),
             "attack_summary": r["attack"]["summary"],
             "operating": {m: {k: v for k, v in tables[m].to_json_dict().items()
                               if k != "per_repeat"} for m in latent_scoring.MEASURES},
