@@ -271,11 +271,11 @@ def test_the_default_grid_is_the_attack_modules():
 
 def test_clean_conditioned_rates_drop_pairs_the_pipeline_gets_wrong():
     record = {
-        "pairs": {"source_class": [0, 1, 2], "target_class": [1, 2, 0]},
-        "clean": {"source_reconstruction_predicted": [0, 1, 9],
-                  "target_reconstruction_predicted": [1, 2, 0]},
+        "pairs": {"source_class": [0, 1, 2, 3], "target_class": [1, 2, 0, 4]},
+        "clean": {"source_reconstruction_predicted": [0, 1, 9, 3],
+                  "target_reconstruction_predicted": [1, 2, 0, 7]},
         "attack": {"constants": [0.1, 1.0]},
-        "predicted": [[1, 1, 0], [0, 1, 0]],
+        "predicted": [[1, 1, 0, 4], [0, 1, 0, 4]],
     }
     rows = lx.clean_conditioned(record)
     assert rows == [{"c": 0.1, "n": 2, "ignore_target": 0.5, "target": 0.5},
