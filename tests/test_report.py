@@ -133,14 +133,14 @@ def test_report_draws_every_figure_and_table1_equals_the_runs_metrics(tmp_path):
 def test_a_figure_without_its_runs_is_skipped_with_the_reason(tmp_path):
     rng = np.random.default_rng(1)
     vae = summary("vae", rng, kind="deterministic")
-    vae["config"]["model"] = {"model": "beta_vae", "latent_dim": 10}
+    vae["config"]["model"] = {"model": "a_future_model", "latent_dim": 10}
     vae["metrics"] = {"elbo": -100.0}
     write_results(tmp_path / "results", [summary("det", rng, kind="deterministic"),
                                          summary("vib", rng, beta=1e-3), vae])
     out = tmp_path / "report"
     done = run_report(f"--results_dirs={tmp_path / 'results'}", f"--output_dir={out}")
     assert done.returncode == 0, done.stderr
-    assert "not classifiers, left out of the report: vae" in done.stdout
+    assert "neither classifiers nor VAEs, left out of the report: vae" in done.stdout
     assert ("figure1a: skipped: Figure 1(a) (VIB, K ≠ 2) needs runs at 2 or more values of β"
             in done.stdout)
     assert "figure2: skipped: no runs with β > 0 for Figure 2 (VIB, K = 2" in done.stdout

@@ -182,13 +182,16 @@ def figure2(panels: Sequence[Panel], footnote: str, grid_size: int = 160,
 
 
 def learning_curves(title: str, errors: Sequence[Curve], second: Sequence[Curve],
-                    second_label: str, footnote: str) -> bytes:
-    """Errors per epoch (left, log scale) and the KL bound or the loss per epoch (right)."""
+                    second_label: str, footnote: str, first_label: str = "error (%)",
+                    log_first: bool = True) -> bytes:
+    """Errors per epoch (left, log scale) and the KL bound or the loss per epoch (right);
+    a VAE puts its log-likelihoods on the left (`first_label`, linear)."""
     fig = Figure(figsize=(11, 4.2))
     left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     _draw(left, errors)
-    _log_y(left)
-    left.set(xlabel="epoch", ylabel="error (%)", title="error")
+    if log_first:
+        _log_y(left)
+    left.set(xlabel="epoch", ylabel=first_label, title=first_label.split(" (")[0])
     _draw(right, second)
     right.set(xlabel="epoch", ylabel=second_label, title=second_label)
     for ax in (left, right):

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from deepvib.experiments import reproduction_figures as figs
+from deepvib.experiments import vae_report
 from deepvib.experiments.run_summary import RunSummary, beta_name
 from deepvib.training import atomic
 
@@ -363,14 +364,15 @@ CAPTIONS = {
 def make_report(runs: Sequence[RunSummary], output_dir: str, sources: str,
                 log: Callable[[str], None] = print) -> dict[str, Any]:
     """Writes the PNGs, curves/<run>.png, report.md and report.json; returns report.json."""
-    others = sorted(r.name for r in runs if not r.is_classifier)
+    vaes = [r for r in runs if vae_report.is_vae(r)]
+    others = sorted(r.name for r in runs if not r.is_classifier and not vae_report.is_vae(r))
     if others:
-        log(f"not classifiers, left out of the report: {', '.join(others)}")
+        log(f"neither classifiers nor VAEs, left out of the report: {', '.join(others)}")
     runs = sorted((r for r in runs if r.is_classifier),
                   key=lambda r: (r.kind, r.bottleneck_dim, r.beta or 0.0, r.seed, r.name))
     written: dict[str, str] = {}
     skipped: dict[str, str] = {}
-    for name, draw in FIGURES.items():
+    for name, draw in FIGURES.items() if runs else ():
         try:
             png = draw(runs)
         except FigureUnavailableError as e:
@@ -383,10 +385,14 @@ def make_report(runs: Sequence[RunSummary], output_dir: str, sources: str,
     for run in runs:
         curves[run.name] = f"{CURVES_DIR}/{run.name}.png"
         atomic.write_bytes(os.path.join(output_dir, curves[run.name]), run_curves(run))
+    for run in vaes:
+        curves[run.name] = f"{CURVES_DIR}/{run.name}.png"
+        atomic.write_bytes(os.path.join(output_dir, curves[run.name]),
+                           vae_report.vae_curves(run))
     rows = table1(runs)
     report = {"format": FORMAT, "sources": sources, "table1": rows, "figures": written,
               "skipped_figures": skipped, "learning_curves": curves, "left_out": others,
-              "runs": [_run_entry(r) for r in runs]}
+              "runs": [_run_entry(r) for r in runs], "vae_table": vae_report.vae_rows(vaes)}
     atomic.write_json(os.path.join(output_dir, REPORT_JSON), report)
     atomic.write_text(os.path.join(output_dir, REPORT_MD), markdown(report, rows))
     return report
@@ -401,6 +407,10 @@ def _run_entry(run: RunSummary) -> dict[str, Any]:
 
 
 def markdown(report: dict[str, Any], rows: Sequence[dict[str, Any]]) -> str:
+    vae = vae_markdown(report)
+    if not report["runs"]:  # VAE runs only
+        return "\n".join(["# VAE runs", "", f"Drawn by `bin/report` from run summaries "
+                          f"({report['sources']}).", "", *vae]) + "\n"
     out = ["# Reproduction of Alemi et al. (2017), §4.1: MNIST", "",
            f"Drawn by `bin/report` from {len(report['runs'])} run summaries ({report['sources']}"
            "); a run summary holds everything drawn here, so no run directory or checkpoint is "
@@ -425,4 +435,19 @@ def markdown(report: dict[str, Any], rows: Sequence[dict[str, Any]]) -> str:
                    f"| {entry['seed']} | {entry['epochs']} | {entry['dataset']} | "
                    f"{percent(entry['test_error'])} | {entry['train_seconds'] / 60:.1f} | "
                    f"[png]({report['learning_curves'][entry['name']]}) |")
-    return "\n".join(out) + "\n"
+    return "\n".join(out + ["", *vae]) + "\n"
+
+
+def vae_markdown(report: dict[str, Any]) -> list[str]:
+    """The VAE section: the table of vae_report and each run's learning curves."""
+    rows = report["vae_table"]
+    if not rows:
+        return []
+    curves = [f"- {r['name']}: [learning curves]({report['learning_curves'][r['name']]})"
+              for r in rows]
+    return ["## VAEs (Sootla 2018; Dupont 2018)", "",
+            "Test split, nats per image (MNIST at 32x32: 1,024 Bernoulli pixels with grey "
+            "levels as soft targets). Active units: posterior-mean variance over the test "
+            "images > 0.01. Discrete-code accuracy: the best one-to-one mapping of categories "
+            "to digits. Train time: the sum of the epochs' durations.", "",
+            vae_report.vae_table_markdown(rows), *curves, ""]

@@ -259,9 +259,14 @@ def from_dict(raw: Any, where: str) -> RunSummary:
         model = config["model"]
         _check(isinstance(raw["name"], str) and raw["name"], "name is not a string")
         _check(isinstance(model["model"], str), "model.model is not a string")
-        if model["model"] not in MODEL_KINDS:  # e.g. a VAE: kept, but not read further
-            return RunSummary(name=raw["name"], config=config, metrics=metrics, progress=[],
-                              flags_text=raw.get("flags_text"), embedding=None, path=where)
+        if model["model"] not in MODEL_KINDS:  # e.g. a VAE: its own report reads the rest
+            _check(isinstance(progress, list) and all(
+                isinstance(r, dict) and isinstance(r.get("epoch"), int) for r in progress),
+                "progress is not a list of records with an integer epoch")
+            return RunSummary(
+                name=raw["name"], config=config, metrics=metrics,
+                progress=[progress_record(r, held_out_name(config)) for r in progress],
+                flags_text=raw.get("flags_text"), embedding=None, path=where)
         for key in ("bottleneck_dim", "eval_samples"):
             _check(isinstance(model[key], int), f"model.{key} is not an integer")
         _check(_is_number(model["beta"]), "model.beta is not a number")

@@ -9,6 +9,9 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
+from deepvib.experiments import reproduction_figures as figs
 from deepvib.experiments.run_summary import RunSummary
 
 VAE_KINDS = ("vae", "beta_vae", "capacity_vae", "jointvae")
@@ -77,3 +80,39 @@ def vae_table_markdown(rows: Sequence[dict[str, Any]]) -> str:
             f"{_number(r['iwae'])} | {r['active_units']}/{r['continuous_dim']} | {accuracy} | "
             f"{_number(r['train_minutes'], 1)} |")
     return "\n".join(lines) + "\n"
+
+
+def vae_curves(run: RunSummary) -> bytes:
+    """Per-epoch reconstruction log-likelihood and ELBO (left) and the KL terms with their
+    capacities (right) of one VAE run."""
+    epochs = np.array([r["epoch"] for r in run.progress], np.float64)
+    h = run.held_out
+    dot = "." if len(epochs) <= 30 else ""
+
+    def series(key: str) -> np.ndarray:
+        return np.array([r.get(key, np.nan) for r in run.progress], np.float64)
+
+    train = "train (running mean over the epoch)"
+    first = [figs.Curve(f"{h} ELBO", epochs, series(f"{h}_elbo"), colour="C0", marker=dot),
+             figs.Curve(f"{h} log p(x|z,c)", epochs, series(f"{h}_reconstruction_ll"),
+                        style="--", colour="C0", marker=dot),
+             figs.Curve(f"{train}, log p(x|z,c)", epochs, series("train_reconstruction_ll"),
+                        style="--", colour="C3", marker=dot)]
+    second = [figs.Curve(f"KL_z, {h}", epochs, series(f"{h}_kl_z"), colour="C0", marker=dot),
+              figs.Curve(f"KL_z, {train}", epochs, series("train_kl_z"), colour="C3",
+                         marker=dot)]
+    if run.model_config.get("discrete_dims"):
+        second.append(figs.Curve(f"KL_c, {h}", epochs, series(f"{h}_kl_c"), colour="C2",
+                                 marker=dot))
+    if run.kind in ("capacity_vae", "jointvae"):
+        second.append(figs.Curve("C_z(t)", epochs, series("train_capacity_z"), style=":",
+                                 colour="C0"))
+        if run.model_config.get("discrete_dims"):
+            second.append(figs.Curve("C_c(t)", epochs, series("train_capacity_c"), style=":",
+                                     colour="C2"))
+    note = (f"Per-epoch progress of run {run.name} ({run.kind}, {run.config['dataset']}, "
+            f"{len(epochs)} epochs). Nats per image.")
+    return figs.learning_curves(f"{run.name}: {run.kind}, {run.wall_seconds / 60:.1f} min of "
+                                "training", first, second, "KL (nats)", note,
+                                first_label="log-likelihood (nats per image)",
+                                log_first=False)
