@@ -16,6 +16,10 @@ and two ways of drawing the 12-sample predictive:
   z:     12 draws of z (256-d) decoded by the Dense layer (`VIBClassifier.predictive_log_probs`),
 plus the posterior mean alone (no sampling), the cost of the network by itself.
 
+`--eot-samples S1 S2 ...` adds the adaptive evaluation's CW loop (`bin/adaptive_attack`): the
+EOT objective with S common random draws (`deepvib.attacks.eot`), with and without the
+independent judge of success (`--judge-samples` draws) evaluated at every iterate.
+
 `--record attack.json` adds the end-to-end numbers of a finished `bin/attack` run (wall time,
 iterations actually run per example, achieved throughput).
 
@@ -38,8 +42,9 @@ import tf_keras as keras
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
+from deepvib.attacks.eot import eot_scores  # noqa: E402
 from deepvib.models import ModelConfig, build_model  # noqa: E402
-from deepvib.models.logit_gaussian import LogitSpacePredictive  # noqa: E402
+from deepvib.models.logit_gaussian import LogitSpacePredictive, logit_gaussian  # noqa: E402
 from deepvib.training import run_dir  # noqa: E402
 from third_party.cleverhans_tf2 import CarliniWagnerL2  # noqa: E402
 from third_party.cleverhans_tf2.carlini_wagner_l2 import _Examples, to_tanh_space  # noqa: E402
@@ -65,10 +70,12 @@ def scores_fns(model) -> dict:
     }
 
 
-def seconds_per_iteration(scores_fn, mode: str, batch: int, iterations: int) -> float:
+def seconds_per_iteration(scores_fn, mode: str, batch: int, iterations: int,
+                          success_fn=None) -> float:
     """Seconds per iteration of the attack's loop on a full pool (after a compiling call)."""
     attack = CarliniWagnerL2(scores_fn, (28, 28, 1), 10, batch_size=batch, abort_early=False,
-                             compile=mode != "eager", jit_compile=mode == "xla")
+                             compile=mode != "eager", jit_compile=mode == "xla",
+                             success_fn=success_fn)
     rng = np.random.default_rng(0)
     x = rng.uniform(size=(batch, 28, 28, 1)).astype(np.float32)
     data = _Examples(x, to_tanh_space(tf.constant(x), 0.0, 1.0).numpy(),
@@ -101,6 +108,27 @@ def measure(model, batch_sizes: list[int], iterations: int, eager_iterations: in
             xla = row[f"{sampling}_xla_img_iter_per_s"]
             row[f"{sampling}_xla_vs_eager"] = xla / row[f"{sampling}_eager_img_iter_per_s"]
             row[f"{sampling}_xla_vs_graph"] = xla / row[f"{sampling}_graph_img_iter_per_s"]
+        rows.append(row)
+    return rows
+
+
+def measure_eot(model, batch: int, samples: list[int], judge_samples: int,
+                iterations: int) -> list[dict]:
+    """XLA throughput of the CW loop on the EOT objective (common random numbers), alone and
+    with the independent judge of success at every iterate."""
+    def gaussian(x):
+        return logit_gaussian(model, x)
+
+    judge = eot_scores(gaussian, judge_samples, seed=1)
+    rows = []
+    for s in samples:
+        scores = eot_scores(gaussian, s, seed=0)
+        row = {"batch_size": batch, "eot_samples": s, "judge_samples": judge_samples}
+        for name, success_fn in (("alone", None), ("with_judge", judge)):
+            sec = seconds_per_iteration(scores, "xla", batch, iterations, success_fn)
+            row[f"{name}_img_iter_per_s"] = batch / sec
+            print(f"batch {batch} EOT S={s:5d} {name:10s}: {batch / sec:9,.0f} img·it/s",
+                  flush=True)
         rows.append(row)
     return rows
 
@@ -164,20 +192,31 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--eager-iterations", type=int, default=10)
     parser.add_argument("--model_dir", default=None, help="a trained VIB run (default: random)")
+    parser.add_argument("--eot-samples", type=int, nargs="*", default=[],
+                        help="also time the EOT CW loop with these sample counts")
+    parser.add_argument("--judge-samples", type=int, default=1000)
+    parser.add_argument("--skip-predictive", action="store_true",
+                        help="skip the 12-sample predictive comparison (EOT rows only)")
     parser.add_argument("--record", type=pathlib.Path, default=None,
                         help="a bin/attack attack.json to summarise end to end")
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/bench_attack.json"))
     args = parser.parse_args(argv)
     model = load_vib(args.model_dir)
-    rows = measure(model, args.batch_sizes, args.iterations, args.eager_iterations)
+    rows = ([] if args.skip_predictive
+            else measure(model, args.batch_sizes, args.iterations, args.eager_iterations))
+    eot_rows = [r for b in args.batch_sizes
+                for r in measure_eot(model, b, args.eot_samples, args.judge_samples,
+                                     args.iterations)] if args.eot_samples else []
     end_to_end = summarize_record(args.record) if args.record else None
-    print(markdown(rows, end_to_end))
+    if rows:
+        print(markdown(rows, end_to_end))
     env = {"tensorflow": tf.__version__, "cpu_count": os.cpu_count(),
            "platform": platform.platform(), "gpus": len(tf.config.list_physical_devices("GPU")),
            "load_average": os.getloadavg()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"rows": rows, "end_to_end": end_to_end, "env": env,
+    tmp.write_text(json.dumps({"rows": rows, "eot_rows": eot_rows, "end_to_end": end_to_end,
+                               "env": env,
                                "args": {k: str(v) for k, v in vars(args).items()}}, indent=2))
     tmp.replace(args.out)
     print(f"\nwrote {args.out}")
