@@ -75,6 +75,13 @@ class TrainableModel(keras.Model):
         finally:
             self.swap_averaged_weights()
 
+    def keep_averaged_weights(self) -> None:
+        """Swaps the averages in for good: the model then holds the averaged weights and
+        `averaged_weights()` is a no-op (for a model loaded to be used, not trained)."""
+        if self._ema_weights:
+            self.swap_averaged_weights()
+            self._ema_weights = []
+
     def swap_averaged_weights(self) -> None:
         for avg, var in zip(self._ema_weights, self.trainable_variables, strict=True):
             saved = tf.identity(var)

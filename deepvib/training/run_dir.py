@@ -109,6 +109,6 @@ def load_model(path: str, averaged: bool = True) -> tuple[TrainableModel, TrainC
     if latest is None:
         raise RunDirError(f"{path} has no checkpoint yet")
     tf.train.Checkpoint(model=model).restore(latest).expect_partial()
-    if averaged and model.ema_variables:
-        model.swap_averaged_weights()  # from now on the model holds the averaged weights
+    if averaged:
+        model.keep_averaged_weights()  # from now on the model holds the averaged weights
     return model, config
