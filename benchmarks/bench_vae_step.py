@@ -344,7 +344,8 @@ def interleaved(variants: dict[str, tuple[Callable, int]], rounds: int, warmup: 
         start = time.perf_counter()
         run(1)
         first_call[name] = time.perf_counter() - start
-        run(warmup)
+        if warmup:
+            run(warmup)
     for _ in range(rounds):
         for name, (run, steps) in variants.items():
             start, cpu_start = time.perf_counter(), time.process_time()
