@@ -113,3 +113,11 @@ def test_config_rejects_bad_values() -> None:
         AdaptiveConfig(eot_samples=0)
     with pytest.raises(ValueError, match="even"):
         AdaptiveConfig(spsa_samples=3)
+    with pytest.raises(ValueError, match="cw_confidence"):
+        AdaptiveConfig(cw_confidence=-0.1)
+
+
+def test_cw_confidence_is_recorded_only_when_set() -> None:
+    """Records written before the parameter existed keep matching (resume)."""
+    assert "cw_confidence" not in AdaptiveConfig().to_dict()
+    assert AdaptiveConfig(cw_confidence=0.1).to_dict()["cw_confidence"] == 0.1

@@ -64,6 +64,9 @@ class AdaptiveConfig:
     cw_max_iterations: int = 1000
     cw_learning_rate: float = 1e-2
     cw_initial_const: float = 1e-2
+    # Margin kappa on the EOT scores (log-probabilities). With 0, CW's iterates sit on the
+    # S-sample objective's boundary, where an independent judge disagrees about half the time.
+    cw_confidence: float = 0.0
     cw_batch_size: int = 100
     # Fixed-budget PGD (Madry et al. 2018): step = pgd_step_factor * eps / pgd_iterations.
     l2_budgets: tuple[float, ...] = (1.0, 1.5, 2.0)
@@ -102,6 +105,8 @@ class AdaptiveConfig:
                      "small_l2_budget"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if not self.cw_confidence >= 0:
+            raise ValueError(f"cw_confidence must be >= 0, got {self.cw_confidence!r}")
         budgets = (*self.l2_budgets, *self.linf_budgets)
         if not budgets or min(budgets) <= 0:
             raise ValueError("budgets must be non-empty and > 0")
@@ -109,8 +114,13 @@ class AdaptiveConfig:
             raise ValueError("pgd_step_factor must be <= pgd_iterations (step <= eps)")
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v
-                for k, v in dataclasses.asdict(self).items()}
+        """The parameters; cw_confidence only when set, so records written before it
+        existed still match."""
+        out = {k: list(v) if isinstance(v, tuple) else v
+               for k, v in dataclasses.asdict(self).items()}
+        if not self.cw_confidence:
+            del out["cw_confidence"]
+        return out
 
 
 @dataclasses.dataclass
@@ -209,6 +219,7 @@ class Evaluator:
             self.scores(), self.images, self.labels,
             binary_search_steps=c.cw_binary_search_steps, max_iterations=c.cw_max_iterations,
             learning_rate=c.cw_learning_rate, initial_const=c.cw_initial_const,
+            confidence=c.cw_confidence,
             batch_size=c.cw_batch_size, success_fn=self.search_judge)
         return self.outcome("cw_l2", "l2", None, adversarial, started,
                             search_found=int(np.sum(result.l2 > 0)),
