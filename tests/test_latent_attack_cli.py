@@ -12,6 +12,7 @@ before any optimisation.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -212,6 +213,18 @@ def test_report_draws_every_figure(attacked, tmp_path):
     for path in written:
         with open(path, "rb") as f:
             assert f.read(8) == PNG_SIGNATURE
+    # From records alone (a committed results directory has no images.npz).
+    records_only = tmp_path / "records_only"
+    os.makedirs(records_only / "tiny_jointvae")
+    for name in (lx.RECORD_JSON, lx.RECORD_MD):
+        shutil.copy(os.path.join(attacked, "tiny_jointvae", name), records_only / "tiny_jointvae")
+    with pytest.raises(FileNotFoundError, match="images.npz"):
+        draw_all(str(records_only), str(tmp_path / "figures"))
+    drawn = draw_all(str(records_only), str(tmp_path / "figures"), without_images=True)
+    assert sorted(os.path.basename(p) for p in drawn) == [
+        "as_vs_c.png", "tiny_jointvae_heatmaps.png"]
+    with open(os.path.join(attacked, lx.SUMMARY_MD), encoding="utf-8") as f:
+        assert (records_only / lx.SUMMARY_MD).read_text(encoding="utf-8") == f.read()
 
 
 def test_example_rows_pair_each_source_with_the_next_targets():

@@ -135,18 +135,22 @@ def as_vs_c_figure(records: Sequence[dict[str, Any]], path: str) -> None:
 
 
 def draw_all(input_dir: str, output_dir: str, names: Sequence[str] | None = None,
-             per_source: int = 1) -> list[str]:
+             per_source: int = 1, without_images: bool = False) -> list[str]:
     """Every figure for the runs under `input_dir` (and the summary files, rewritten into
-    `input_dir`); returns the paths written."""
+    `input_dir`); returns the paths written. `without_images`: draw only what the records
+    hold (heat maps, AS against c), e.g. from a committed results directory that has no
+    images.npz; otherwise a missing images.npz is an error."""
     records = lx.load_records(input_dir, names)
-    images = {r["run_name"]: load_images(os.path.join(input_dir, r["run_name"]), r)
-              for r in records}  # every file is checked before anything is drawn
+    images = {} if without_images else {
+        r["run_name"]: load_images(os.path.join(input_dir, r["run_name"]), r)
+        for r in records}  # every file is checked before anything is drawn
     written = []
     for record in records:
         name = record["run_name"]
-        path = os.path.join(output_dir, f"{name}_examples.png")
-        examples_figure(record, images[name], path, per_source)
-        written.append(path)
+        if name in images:
+            path = os.path.join(output_dir, f"{name}_examples.png")
+            examples_figure(record, images[name], path, per_source)
+            written.append(path)
         path = os.path.join(output_dir, f"{name}_heatmaps.png")
         heatmaps_figure(record, path)
         written.append(path)
