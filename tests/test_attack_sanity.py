@@ -117,7 +117,7 @@ def test_config_rejects_bad_values() -> None:
         AdaptiveConfig(cw_confidence=-0.1)
 
 
-def test_cw_confidence_is_recorded_only_when_set() -> None:
+def test_cw_confidence_is_recorded_only_when_nonzero() -> None:
     """Records written before the parameter existed keep matching (resume)."""
-    assert "cw_confidence" not in AdaptiveConfig().to_dict()
-    assert AdaptiveConfig(cw_confidence=0.1).to_dict()["cw_confidence"] == 0.1
+    assert "cw_confidence" not in AdaptiveConfig(cw_confidence=0.0).to_dict()
+    assert AdaptiveConfig().to_dict()["cw_confidence"] == 0.1
