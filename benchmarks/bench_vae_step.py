@@ -384,6 +384,7 @@ def thread_settings() -> dict:
         "tf_intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
         "tf_inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
         "omp_num_threads_env": os.environ.get("OMP_NUM_THREADS"),
+        "omp_wait_policy_env": os.environ.get("OMP_WAIT_POLICY"),
     }
     if torch is not None:
         settings["torch_num_threads"] = torch.get_num_threads()
