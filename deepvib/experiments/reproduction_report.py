@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from deepvib.experiments import reproduction_figures as figs
-from deepvib.experiments import vae_report
+from deepvib.experiments import run_summary, vae_report
 from deepvib.experiments.run_summary import RunSummary, beta_name
 from deepvib.training import atomic
 
@@ -51,19 +51,9 @@ class FigureUnavailableError(ValueError):
 
 
 # ----------------------------------------------------------------------- recipes
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[prefix + k] = tuple(v) if isinstance(v, list) else v
-    return out
-
-
 def recipe_key(summary: RunSummary, also_ignore: Sequence[str] = ()) -> tuple:
     ignored = set(NOT_RECIPE) | set(also_ignore)
-    return tuple(sorted((k, v) for k, v in _flatten(summary.config).items()
+    return tuple(sorted((k, v) for k, v in run_summary.flattened(summary.config).items()
                         if k not in ignored))
 
 

@@ -63,6 +63,17 @@ def beta_name(beta: float) -> str:
     return np.format_float_scientific(beta, trim="-", exp_digits=1).replace(".e", "e")
 
 
+def flattened(d: dict, prefix: str = "") -> dict:
+    """A nested config as {"dotted.key": value}, lists as tuples (hashable, comparable)."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flattened(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = tuple(v) if isinstance(v, list) else v
+    return out
+
+
 # ----------------------------------------------------------------------- the record
 @dataclasses.dataclass(frozen=True)
 class RunSummary:

@@ -134,23 +134,14 @@ def check_run_dirs(runs: list[PlannedRun]) -> None:
         path = os.path.join(run.run_dir, run_summary.CONFIG)
         if not os.path.isfile(path):
             continue
-        saved, planned = _flatten(atomic.read_json(path)), _flatten(run.config)
+        saved = run_summary.flattened(atomic.read_json(path))
+        planned = run_summary.flattened(run.config)
         differ = sorted(k for k in set(saved) & set(planned)  # bin/train fills in new keys
                         if k not in COMPATIBLE_KEYS and saved[k] != planned[k])
         if differ:
             raise ValueError(f"{run.run_dir} holds a run with another config than "
                              f"{run.name} (differs in: {', '.join(differ)}); choose another "
                              "--runs_dir or remove it")
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[prefix + k] = v
-    return out
 
 
 def state(run: PlannedRun) -> str:
