@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from deepvib.attacks.adaptive import AdaptiveConfig, all_passed, evaluate, format_checks
+from deepvib.experiments.records import jsonable
 from deepvib.training import atomic
 
 ADAPTIVE_JSON = "adaptive.json"
@@ -130,7 +131,7 @@ def run(model_dirs: list[str], output_dir: str, config: AdaptiveConfig, *, num_i
                         "seed": train_config.seed},
             "params": wanted, **result, "seconds": round(time.time() - started, 1),
         }
-        atomic.write_json(job.output_path, _jsonable(record))
+        atomic.write_json(job.output_path, jsonable(record))
         for line in format_checks(record["sanity"]):
             log(f"{job.run_name}: {line}")
         verdict = ("all sanity checks passed" if all_passed(record["sanity"])
@@ -181,19 +182,13 @@ def write_summary(output_dirs: list[str], summary_dir: str) -> dict[str, str]:
     summaries = [summary_of(r) for r in records]
     os.makedirs(summary_dir, exist_ok=True)
     written = {"summary": os.path.join(summary_dir, SUMMARY_JSON)}
-    atomic.write_json(written["summary"], _jsonable({"format": "deepvib.adaptive_summary/1",
+    atomic.write_json(written["summary"], jsonable({"format": "deepvib.adaptive_summary/1",
                                                      "models": summaries}))
     for norm in ("l2", "linf"):
         path = os.path.join(summary_dir, f"accuracy_budget_{norm}.png")
         budget_figure(summaries, norm, path)
         written[f"accuracy_budget_{norm}"] = path
     return written
-
-
-def _jsonable(value: Any) -> Any:
-    from deepvib.experiments.robustness import jsonable
-
-    return jsonable(value)
 
 
 def label(summary: dict[str, Any]) -> str:

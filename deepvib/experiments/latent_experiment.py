@@ -34,6 +34,7 @@ import numpy as np
 
 from deepvib.experiments import latent_scoring
 from deepvib.experiments.latent_pairs import PairPlan, draw_pairs
+from deepvib.experiments.records import jsonable
 from deepvib.training import atomic
 
 RECORD_FORMAT = "deepvib.latent_attack/1"
@@ -393,23 +394,6 @@ def build_record(
         "seconds": round(seconds, 1),
     }
     return jsonable(record)
-
-
-def jsonable(value: Any) -> Any:
-    """Plain JSON types; NaN/inf as None."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if np.isfinite(value) else None
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    return value
 
 
 def write_images(

@@ -82,6 +82,24 @@ class AttackRecord:
             return data["original"], data["adversarial"]
 
 
+def jsonable(value: Any) -> Any:
+    """Plain JSON types (NumPy scalars and arrays converted), with non-finite floats as None
+    (strict JSON has no NaN): the form of every experiment record written."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    return value
+
+
 def sort_key(record: AttackRecord) -> tuple:
     kind = MODEL_ORDER.index(record.model_kind) if record.model_kind in MODEL_ORDER else 99
     return (kind, record.beta if record.beta is not None else 0.0, record.run_name)

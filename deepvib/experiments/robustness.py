@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import io
-import math
 import os
 import time
 from collections.abc import Callable
@@ -34,7 +33,7 @@ from deepvib.attacks import AttackResult, cw_l2, fgsm, pgd
 from deepvib.data.sources import Split, load_split
 from deepvib.experiments.attack_config import AttackConfig, choose_targets, select_indices
 from deepvib.experiments.model_logits import LogitsFn, attack_logits_fn, describe_logits_fn
-from deepvib.experiments.records import ADVERSARIAL_NPZ, ATTACK_JSON, RECORD_FORMAT
+from deepvib.experiments.records import ADVERSARIAL_NPZ, ATTACK_JSON, RECORD_FORMAT, jsonable
 from deepvib.training import atomic, run_dir
 from deepvib.training.atomic import write_bytes
 from deepvib.training.config import TrainConfig
@@ -335,21 +334,6 @@ def build_record(
         "seconds": round(seconds, 1),
     }
     return jsonable(record)
-
-
-def jsonable(value: Any) -> Any:
-    """Plain JSON types, with non-finite floats as None (strict JSON has no NaN)."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    return value
 
 
 def write_adversarial(
