@@ -12,6 +12,7 @@ import pytest
 
 from deepvib.data import load_splits
 from deepvib.training.trainer import KILL_AFTER_EPOCH_ENV
+from tests.helpers.progress import progress_value
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(ROOT, "bin", "train")
@@ -28,17 +29,6 @@ def run_train(*args, env_extra=None):
 def read_progress(run):
     with open(run / "progress.jsonl", encoding="utf-8") as f:
         return [json.loads(line) for line in f]
-
-
-def progress_value(record: dict, metric: str, split: str = "test"):
-    """A metric of a progress.jsonl record under the trainer's key names, before and after
-    the rename (Keras' `val_<m>` -> `test_<m>`, training `<m>` -> `train_<m>`)."""
-    names = {"test": [f"test_{metric}", f"val_{metric}"],
-             "train": [f"train_{metric}", metric]}[split]
-    for name in names:
-        if name in record:
-            return record[name]
-    raise KeyError(f"{metric} ({split}) in none of {names}: {sorted(record)}")
 
 
 def check_vib_metrics(metrics: dict, last_epoch: dict) -> None:

@@ -14,23 +14,13 @@ from deepvib.models import ModelConfig
 from deepvib.training import run_dir
 from deepvib.training.config import TrainConfig
 from deepvib.training.trainer import train
+from tests.helpers.progress import progress_value
 
 CHANCE_ERROR = 0.9
 
 
 def quiet(_line: str) -> None:
     pass
-
-
-def progress_value(record: dict, metric: str, split: str = "test"):
-    """A metric of a progress.jsonl record under the trainer's key names, before and after
-    the rename (Keras' `val_<m>` -> `test_<m>`, training `<m>` -> `train_<m>`)."""
-    names = {"test": [f"test_{metric}", f"val_{metric}"],
-             "train": [f"train_{metric}", metric]}[split]
-    for name in names:
-        if name in record:
-            return record[name]
-    raise KeyError(f"{metric} ({split}) in none of {names}: {sorted(record)}")
 
 
 def tiny_config(path, model: ModelConfig, **kwargs) -> TrainConfig:
