@@ -6,6 +6,9 @@ beta grid): flagfiles x betas x seeds, one `bin/train` child process and run dir
   only when given.
 - A run whose metrics.json reports the requested epochs is skipped; one with a config.json
   and fewer epochs is resumed (bin/train continues from its last checkpoint); the rest start.
+- A run with no run directory whose summary is already under `<results_dir>/runs/` (same
+  config, the requested epochs or more) is skipped too: `runs/` does not move between
+  machines, the committed summaries do.
 - Every finished run's summary (`run_summary`) goes to `<results_dir>/runs/<name>.json`, and
   the sweep's own record (runs, states, wall times) to `<results_dir>/sweeps/<sweep>.json`,
   rewritten after every run.
@@ -38,6 +41,7 @@ TRAIN = os.path.join(ROOT, "bin", "train")
 TF_NOISE = re.compile(r"^([IWEF]\d{4} |WARNING: All log messages before absl)")
 # States of a run: before the sweep runs it, and after.
 NEW, INTERRUPTED, FINISHED = "new", "interrupted", "finished"
+COMMITTED = "committed"  # no run directory, but its summary under results_dir/runs matches
 TRAINED, SKIPPED, FAILED, PENDING = "trained", "skipped (finished before)", "failed", "pending"
 
 
@@ -144,13 +148,31 @@ def check_run_dirs(runs: list[PlannedRun]) -> None:
                              "--runs_dir or remove it")
 
 
-def state(run: PlannedRun) -> str:
+def state(run: PlannedRun, results_dir: str | None = None) -> str:
     """FINISHED (metrics.json with the requested epochs or more), INTERRUPTED (a run to
-    resume or extend) or NEW."""
+    resume or extend), COMMITTED (no run directory, but a matching summary in
+    `results_dir`) or NEW."""
     metrics = os.path.join(run.run_dir, run_summary.METRICS)
     if os.path.isfile(metrics) and atomic.read_json(metrics).get("epochs", 0) >= run.epochs:
         return FINISHED
-    return INTERRUPTED if os.path.isfile(os.path.join(run.run_dir, run_summary.CONFIG)) else NEW
+    if os.path.isfile(os.path.join(run.run_dir, run_summary.CONFIG)):
+        return INTERRUPTED
+    if results_dir and committed_summary(run, results_dir) is not None:
+        return COMMITTED
+    return NEW
+
+
+def committed_summary(run: PlannedRun, results_dir: str) -> dict | None:
+    """The run's summary under `results_dir` if it was trained with the planned config
+    (up to COMPATIBLE_KEYS) for the requested epochs or more; else None."""
+    summary = _existing(run_summary.summary_path(results_dir, run.name))
+    if summary is None or summary.get("metrics", {}).get("epochs", 0) < run.epochs:
+        return None
+    saved = run_summary.flattened(summary.get("config", {}))
+    planned = run_summary.flattened(run.config)
+    same = all(saved.get(k) == v for k, v in planned.items()
+               if k not in COMPATIBLE_KEYS and k in saved)
+    return summary if same else None
 
 
 def describe(run: PlannedRun) -> str:
@@ -170,8 +192,15 @@ def run_sweep(runs: list[PlannedRun], results_dir: str, sweep_name: str,
               "runs": {r.name: _entry(r, PENDING) for r in runs}}
     record_path = os.path.join(results_dir, SWEEPS_SUBDIR, f"{sweep_name}.json")
     for i, run in enumerate(runs, 1):
-        before = state(run)
+        before = state(run, results_dir)
         entry = record["runs"][run.name]
+        if before == COMMITTED:
+            entry["state"] = SKIPPED
+            entry.update(_summary_entry(committed_summary(run, results_dir), results_dir))
+            log(f"[{i}/{len(runs)}] {run.name}: finished before (its summary is in "
+                f"{results_dir}, no run directory), skipped")
+            atomic.write_json(record_path, record)
+            continue
         if before == FINISHED:
             entry["state"] = SKIPPED
             log(f"[{i}/{len(runs)}] {run.name}: finished before, skipped")
@@ -244,9 +273,13 @@ def _summarise(run: PlannedRun, results_dir: str, log: Callable[[str], None]) ->
         summary = run_summary.build_summary(run.run_dir, run.name)
         run_summary.write_summary(results_dir, summary)
         log(f"{run.name}: summary -> {path}")
+    return _summary_entry(summary, results_dir)
+
+
+def _summary_entry(summary: dict, results_dir: str) -> dict[str, Any]:
     wall = sum(r.get("seconds", 0.0) for r in summary["progress"])
-    return {"summary": path, "test_error": metrics["test_error"],
-            "train_seconds": round(wall, 1)}
+    return {"summary": run_summary.summary_path(results_dir, summary["name"]),
+            "test_error": summary["metrics"]["test_error"], "train_seconds": round(wall, 1)}
 
 
 def _existing(path: str) -> dict | None:

@@ -1,0 +1,52 @@
+"""bin/sweep on a fresh machine: a run whose run directory is gone (runs/ does not move between
+machines) but whose committed summary matches the planned config counts as finished; any
+mismatch (config, fewer epochs) trains it again."""
+
+import json
+
+from deepvib.experiments import sweep
+from deepvib.experiments.run_summary import summary_path
+
+CONFIG = {"model": {"model": "vib", "beta": 1e-3, "bottleneck_dim": 4}, "epochs": 3,
+          "seed": 0, "dataset": "mnist_5k", "data_dir": None}
+
+
+def planned(tmp_path, **overrides):
+    config = {**CONFIG, **overrides, "output_dir": str(tmp_path / "runs" / "r")}
+    return sweep.PlannedRun(name="r", flagfile="r.flags", beta=1e-3, seed=0, args=(),
+                            run_dir=str(tmp_path / "runs" / "r"), config=config)
+
+
+def commit(results, config, epochs):
+    path = summary_path(str(results), "r")
+    summary = {"name": "r", "config": {**config, "output_dir": "elsewhere/r"},
+               "metrics": {"epochs": epochs, "test_error": 0.25},
+               "progress": [{"epoch": e + 1, "seconds": 2.0} for e in range(epochs)]}
+    (results / "runs").mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(summary, f)
+
+
+def test_a_matching_committed_summary_counts_as_finished(tmp_path):
+    results = tmp_path / "results"
+    run = planned(tmp_path)
+    assert sweep.state(run, str(results)) == sweep.NEW
+    commit(results, CONFIG, epochs=3)
+    assert sweep.state(run) == sweep.NEW  # without a results_dir nothing is committed
+    assert sweep.state(run, str(results)) == sweep.COMMITTED
+
+    lines = []
+    record = sweep.run_sweep([run], str(results), "s", log=lines.append)
+    entry = record["runs"]["r"]
+    assert entry["state"] == sweep.SKIPPED and entry["test_error"] == 0.25
+    assert entry["train_seconds"] == 6.0 and "no run directory" in lines[0]
+    assert not (tmp_path / "runs").exists()  # nothing trained
+
+
+def test_a_different_or_shorter_committed_run_is_trained_again(tmp_path):
+    results = tmp_path / "results"
+    commit(results, {**CONFIG, "model": {**CONFIG["model"], "beta": 1e-2}}, epochs=3)
+    assert sweep.state(planned(tmp_path), str(results)) == sweep.NEW
+    commit(results, CONFIG, epochs=2)
+    assert sweep.state(planned(tmp_path), str(results)) == sweep.NEW
+    assert sweep.state(planned(tmp_path, epochs=2), str(results)) == sweep.COMMITTED
