@@ -220,6 +220,10 @@ def final_metrics(model: TrainableModel, config: TrainConfig, splits: dict, stra
         metrics["test"] = evaluate(model, splits["final_test"], strategy)
     summary = metrics["test"] if "test" in metrics else metrics[held_out]
     metrics.update(model.headline_metrics(summary))
+    if held_out == "validation":  # the numbers to select on: test_* -> validation_*
+        metrics.update({"validation_" + k.removeprefix("test_"): v
+                        for k, v in model.headline_metrics(metrics[held_out]).items()
+                        if k.startswith("test_")})
     with model.averaged_weights():
         metrics.update(evaluation.final_evaluation(model, splits.get("final_test", splits["test"])))
     return metrics
@@ -229,6 +233,12 @@ def summary_line(metrics: dict, metrics_path: str) -> str:
     """What bin/train prints at the end of a run."""
     run = f"({metrics['model']}, {metrics['dataset']}, {metrics['epochs']} epochs)"
     run += f" -> {metrics_path}"
+    for key, what in (("validation_error", "error"), ("validation_elbo", "ELBO")):
+        if key in metrics:  # a model-selection run: the test split stays out of sight
+            value = (f"{100 * metrics[key]:.2f}%" if what == "error"
+                     else f"{metrics[key]:.2f} nats/image")
+            return (f"validation {what}: {value} {run} (the test split's numbers are in "
+                    "metrics.json: do not select on them)")
     if "test_error" in metrics:
         return f"test error: {100 * metrics['test_error']:.2f}% {run}"
     return f"test ELBO: {metrics['test_elbo']:.2f} nats/image {run}"
