@@ -12,6 +12,9 @@ Variants, timed on one fixed batch:
              `model.fit` and `bin/train` run) with `compile(jit_compile=True)`;
   tf_graph:  the same with `jit_compile=False` (what `configs/mnist_jointvae.flags` runs);
   tf_eager:  `VAE.train_step` called directly, without `tf.function`;
+  tf_graph_bf16, tf_xla_bf16: tf_graph / tf_xla with `VAEConfig(mixed_precision=True)`
+             (`--mixed_precision`): the encoder's and decoder's convolutions and Dense layers
+             compute in bfloat16 (float32 variables); latent heads, likelihood and loss float32;
   torch_eager: PyTorch (CPU, eager, as users of the reference code run it) re-implementing
              Dupont's `jointvae/models.py` VAE and `training.py` loss at the same widths: sigmoid
              decoder output and `F.binary_cross_entropy` times the pixel count, batch-mean KLs,
@@ -30,13 +33,18 @@ own random initialisation on the same batch (mean over draws of the noise), and 
 TF model's weights into the PyTorch model and compares the noise-free loss (z = posterior mean,
 no Gumbel noise) term by term, and the mean loss over draws.
 
+The bfloat16 variants' loss is compared with the float32 model's on the same weights (noise-free
+and over the same draws of the noise).
+
 Usage: python benchmarks/bench_vae_step.py [--widths=thesis|dupont] [--rounds=7] [--steps=50]
+           [--variants=tf_graph,tf_graph_bf16,torch_eager]
            [--output=benchmarks/results/vae_step.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -76,8 +84,12 @@ WIDTHS = {
 }
 
 
-def vae_config(widths: str) -> VAEConfig:
-    return VAEConfig(model="jointvae", **WIDTHS[widths])
+VARIANTS = ("tf_xla", "tf_graph", "tf_eager", "tf_xla_bf16", "tf_graph_bf16", "torch_eager")
+DEFAULT_VARIANTS = ("tf_xla", "tf_graph", "tf_eager", "tf_graph_bf16", "torch_eager")
+
+
+def vae_config(widths: str, mixed_precision: bool = False) -> VAEConfig:
+    return VAEConfig(model="jointvae", mixed_precision=mixed_precision, **WIDTHS[widths])
 
 
 def fixed_batch(config: VAEConfig) -> np.ndarray:
@@ -308,12 +320,35 @@ def mean_and_stderr(values: list[float]) -> dict:
             "stderr": statistics.stdev(values) / math.sqrt(len(values))}
 
 
+def seeded_losses(model, images: tf.Tensor, draws: int) -> list[float]:
+    """The loss over `draws` seeded draws of the noise (the same draws for any model)."""
+    losses = []
+    for seed in range(draws):
+        keras.utils.set_random_seed(seed)
+        losses.append(tf_loss(model, images, noise=True)["loss"])
+    return losses
+
+
+def bf16_check(config: VAEConfig, tf_vae, images: tf.Tensor, draws: int) -> dict:
+    """The mixed-precision model's loss on the float32 model's weights: noise-free terms, and
+    the largest relative difference of the loss over the same seeded draws of the noise."""
+    mixed = build_model(dataclasses.replace(config, mixed_precision=True))
+    mixed.set_weights(tf_vae.get_weights())
+    f32, bf16 = seeded_losses(tf_vae, images, draws), seeded_losses(mixed, images, draws)
+    return {"noise_free": {"float32": tf_loss(tf_vae, images, noise=False),
+                           "bf16": tf_loss(mixed, images, noise=False)},
+            "same_noise_max_relative_difference": max(
+                abs(a - b) / abs(a) for a, b in zip(f32, bf16, strict=True)),
+            "same_noise_mean": {"float32": statistics.fmean(f32), "bf16": statistics.fmean(bf16)}}
+
+
 def loss_check(config: VAEConfig, images: np.ndarray, draws: int) -> dict:
     """Losses (nats per image, step 0) of both implementations on the same batch."""
     tf_vae = build_model(config)
     x_tf = tf.constant(images)
     result = {"tf_own_init": mean_and_stderr(
         [tf_loss(tf_vae, x_tf, noise=True)["loss"] for _ in range(draws)])}
+    result["bf16_same_weights"] = bf16_check(config, tf_vae, x_tf, draws)
     if torch is None:
         return result
     x_torch = torch_images(images)
@@ -392,16 +427,35 @@ def thread_settings() -> dict:
     return settings
 
 
+def round_ratios(timings: dict, base: str, name: str, key: str) -> dict:
+    """How many times faster `name` is than `base`: the ratio of the medians (wall), the median
+    of the per-round ratios (each round's `base` time over its `name` time, measured moments
+    apart under the same load) and the ratio of the median CPU times."""
+    wall, cpu = timings["ms_per_step_rounds"], timings["cpu_ms_per_step_rounds"]
+    return {
+        f"speedup_{key}": statistics.median(wall[base]) / statistics.median(wall[name]),
+        f"speedup_{key}_round_median": statistics.median(
+            b / v for b, v in zip(wall[base], wall[name], strict=True)),
+        f"cpu_speedup_{key}": statistics.median(cpu[base]) / statistics.median(cpu[name]),
+    }
+
+
 def markdown(result: dict) -> str:
-    rows = result["rows"]
-    has_torch = "torch_eager" in {r["variant"] for r in rows}
-    lines = ["| variant | median ms / step | min-max over rounds | torch_eager / variant "
-             "| CPU ms / step (median) | implied 100 epochs (min) |",
-             "|---|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        ratio = f"{r['speedup_vs_torch']:.2f}x" if has_torch else "n/a"
+    def ratio(r, key):
+        return f"{r[key]:.2f}x" if key in r else "n/a"
+
+    lines = ["| variant | median ms / step | min-max over rounds | CPU ms / step (median) "
+             "| torch / variant: wall (median of per-round ratios) | torch / variant: CPU "
+             "| tf_graph / variant: wall (per-round) | tf_graph / variant: CPU "
+             "| implied 100 epochs (min) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in result["rows"]:
         lines.append(f"| {r['variant']} | {r['median_ms']:.2f} | {r['min_ms']:.2f}-"
-                     f"{r['max_ms']:.2f} | {ratio} | {r['median_cpu_ms']:.2f} | "
+                     f"{r['max_ms']:.2f} | {r['median_cpu_ms']:.2f} | "
+                     f"{ratio(r, 'speedup_vs_torch_round_median')} | "
+                     f"{ratio(r, 'cpu_speedup_vs_torch')} | "
+                     f"{ratio(r, 'speedup_vs_tf_graph_round_median')} | "
+                     f"{ratio(r, 'cpu_speedup_vs_tf_graph')} | "
                      f"{r['implied_100_epochs_min']:.1f} |")
     return "\n".join(lines)
 
@@ -412,6 +466,12 @@ def loss_lines(check: dict) -> list[str]:
 
     lines = [f"loss at init (nats/image, mean +- s.e. over draws): TF own init "
              f"{fmt(check['tf_own_init'])}"]
+    bf16 = check["bf16_same_weights"]
+    nf = bf16["noise_free"]
+    lines.append("bf16 model on the float32 weights, noise-free (float32 / bf16): " + ", ".join(
+        f"{k} {nf['float32'][k]:.4f} / {nf['bf16'][k]:.4f}" for k in nf["float32"])
+        + f"; same noise draws: max relative loss difference "
+          f"{bf16['same_noise_max_relative_difference']:.2e}")
     if "torch_own_init" in check:
         lines[0] += f"; PyTorch own init {fmt(check['torch_own_init'])}"
         tf_nf, th_nf = (check["noise_free_same_weights"][k] for k in ("tf", "torch"))
@@ -432,6 +492,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--loss_draws", type=int, default=50)
     parser.add_argument("--threads", type=int, default=0,
                         help="intra-op threads of both frameworks (0: their defaults)")
+    parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
+                        help=f"comma-separated, from {','.join(VARIANTS)}")
     parser.add_argument("--output", type=pathlib.Path,
                         default=pathlib.Path("benchmarks/results/vae_step.json"))
     args = parser.parse_args(argv)
@@ -439,6 +501,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--rounds, --steps, --eager_steps and --loss_draws must be >= 2")
     if args.threads < 0:
         parser.error("--threads must be >= 0")
+    chosen = [v for v in args.variants.split(",") if v]
+    unknown = sorted(set(chosen) - set(VARIANTS))
+    if unknown or not chosen:
+        parser.error(f"--variants: unknown {unknown}; choose from {','.join(VARIANTS)}")
     set_threads(args.threads)
     keras.utils.set_random_seed(0)
     if torch is None:
@@ -450,13 +516,18 @@ def main(argv: list[str] | None = None) -> None:
     config = vae_config(args.widths)
     images = fixed_batch(config)
     check = loss_check(config, images, args.loss_draws)
-    variants = {
-        "tf_xla": (tf_keras_step(config, images, jit_compile=True), args.steps),
-        "tf_graph": (tf_keras_step(config, images, jit_compile=False), args.steps),
-        "tf_eager": (tf_eager_step(config, images), args.eager_steps),
+    mixed = vae_config(args.widths, mixed_precision=True)
+    builders = {
+        "tf_xla": lambda: (tf_keras_step(config, images, jit_compile=True), args.steps),
+        "tf_graph": lambda: (tf_keras_step(config, images, jit_compile=False), args.steps),
+        "tf_eager": lambda: (tf_eager_step(config, images), args.eager_steps),
+        "tf_xla_bf16": lambda: (tf_keras_step(mixed, images, jit_compile=True), args.steps),
+        "tf_graph_bf16": lambda: (tf_keras_step(mixed, images, jit_compile=False), args.steps),
+        "torch_eager": lambda: (torch_step(config, images), args.steps),
     }
-    if torch is not None:
-        variants["torch_eager"] = (torch_step(config, images), args.steps)
+    if torch is None and "torch_eager" in chosen:
+        chosen.remove("torch_eager")
+    variants = {name: builders[name]() for name in chosen}
     load_before = os.getloadavg()
     timings = interleaved(variants, args.rounds, args.warmup)
     load_after = os.getloadavg()
@@ -468,8 +539,9 @@ def main(argv: list[str] | None = None) -> None:
                "max_ms": max(per_round),
                "median_cpu_ms": statistics.median(timings["cpu_ms_per_step_rounds"][name]),
                "implied_100_epochs_min": medians[name] * STEPS_PER_EPOCH * EPOCHS / 6e4}
-        if "torch_eager" in medians:
-            row["speedup_vs_torch"] = medians["torch_eager"] / medians[name]
+        for base, key in (("torch_eager", "vs_torch"), ("tf_graph", "vs_tf_graph")):
+            if base in medians:
+                row.update(round_ratios(timings, base, name, key))
         rows.append(row)
     result = {
         "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
@@ -481,6 +553,7 @@ def main(argv: list[str] | None = None) -> None:
         "widths": args.widths, "config": config.to_dict(), "batch": BATCH,
         "learning_rate": LEARNING_RATE, "steps_per_round": args.steps,
         "eager_steps_per_round": args.eager_steps, "rounds": args.rounds,
+        "variants": chosen,
         "implied_time_note": f"extrapolation: {STEPS_PER_EPOCH} steps/epoch x {EPOCHS} epochs x "
                              "median ms/step; no evaluation, input pipeline or checkpoints",
         "loss_check": check, "rows": rows, **timings,

@@ -4,6 +4,11 @@ Encoder: one 4x4 stride-2 ReLU convolution per halving of the image down to 4x4 
 64x64: four), then Dense ReLU layers and an optional linear layer, giving the features the
 latent heads read. Decoder: latents -> optional Dense ReLU -> Dense 64*4*4 ReLU -> 4x4 stride-2
 transposed convolutions back to the image size; the last one outputs the Bernoulli logits.
+
+With `config.mixed_precision`, every convolution and Dense layer here computes in bfloat16
+(Keras' per-layer `mixed_bfloat16` policy: float32 variables, bfloat16 arithmetic) and each
+network ends with a cast back to float32, so the latent heads, the Bernoulli likelihood and the
+loss read float32 tensors. Without it the networks are built exactly as before (float32).
 """
 
 from __future__ import annotations
@@ -13,33 +18,51 @@ import tf_keras as keras
 from deepvib.models.vae_config import VAEConfig
 
 RESHAPE = (4, 4, 64)
+MIXED_POLICY = "mixed_bfloat16"
+
+
+def _compute_dtype(config: VAEConfig) -> dict:
+    """The dtype keyword of the networks' layers: bfloat16 compute when mixed, else the default."""
+    return {"dtype": MIXED_POLICY} if config.mixed_precision else {}
+
+
+def _to_float32(config: VAEConfig, layers: list[keras.layers.Layer]) -> list[keras.layers.Layer]:
+    """Mixed precision: a final cast of the network's output to float32 (nothing otherwise)."""
+    if config.mixed_precision:
+        layers.append(keras.layers.Activation("linear", dtype="float32", name="to_float32"))
+    return layers
 
 
 def encoder(config: VAEConfig) -> keras.Sequential:
+    dtype = _compute_dtype(config)
     layers: list[keras.layers.Layer] = []
     for i, channels in enumerate(config.encoder_channels):
         layers.append(keras.layers.Conv2D(
-            channels, 4, strides=2, padding="same", activation="relu", name=f"conv_{i}"))
-    layers.append(keras.layers.Flatten(name="flatten"))
+            channels, 4, strides=2, padding="same", activation="relu", name=f"conv_{i}",
+            **dtype))
+    layers.append(keras.layers.Flatten(name="flatten", **dtype))
     for i, units in enumerate(config.encoder_dense):
-        layers.append(keras.layers.Dense(units, activation="relu", name=f"dense_{i}"))
+        layers.append(keras.layers.Dense(units, activation="relu", name=f"dense_{i}", **dtype))
     if config.encoder_linear:
-        layers.append(keras.layers.Dense(config.encoder_linear, name="linear"))
-    return keras.Sequential(layers, name="encoder")
+        layers.append(keras.layers.Dense(config.encoder_linear, name="linear", **dtype))
+    return keras.Sequential(_to_float32(config, layers), name="encoder")
 
 
 def decoder(config: VAEConfig) -> keras.Sequential:
+    dtype = _compute_dtype(config)
     layers: list[keras.layers.Layer] = []
     if config.decoder_dense:
-        layers.append(keras.layers.Dense(config.decoder_dense, activation="relu", name="dense"))
+        layers.append(keras.layers.Dense(config.decoder_dense, activation="relu", name="dense",
+                                         **dtype))
     layers += [
         keras.layers.Dense(RESHAPE[0] * RESHAPE[1] * RESHAPE[2], activation="relu",
-                           name="to_features"),
-        keras.layers.Reshape(RESHAPE, name="reshape"),
+                           name="to_features", **dtype),
+        keras.layers.Reshape(RESHAPE, name="reshape", **dtype),
     ]
     for i, channels in enumerate(config.decoder_channels):
         layers.append(keras.layers.Conv2DTranspose(
-            channels, 4, strides=2, padding="same", activation="relu", name=f"upconv_{i}"))
+            channels, 4, strides=2, padding="same", activation="relu", name=f"upconv_{i}",
+            **dtype))
     layers.append(keras.layers.Conv2DTranspose(
-        config.channels, 4, strides=2, padding="same", name="logits"))
-    return keras.Sequential(layers, name="decoder")
+        config.channels, 4, strides=2, padding="same", name="logits", **dtype))
+    return keras.Sequential(_to_float32(config, layers), name="decoder")

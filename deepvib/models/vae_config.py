@@ -10,6 +10,10 @@ Architecture defaults follow the thesis's Table 3.1 (encoder convs 32/32/64, den
 then 128 linear; decoder dense 128, transposed convs 64/32/out); Dupont's reference code uses
 convs 32/64/64, one dense layer of 256 and transposed convs 32/32/out (`--encoder_channels=32,64,64
 --encoder_dense=256 --encoder_linear=0 --decoder_dense=256 --decoder_channels=32,32`).
+
+`mixed_precision` (default off) runs the encoder's and decoder's convolutions and Dense layers in
+bfloat16 with float32 variables (see `deepvib.models.conv_nets`); the latent heads, the
+likelihood, the KL terms and the loss stay float32.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ class VAEConfig:
     decoder_channels: tuple[int, ...] = (64, 32)  # transposed convs before the output one
     iwae_samples: int = 100  # importance samples of the final test log p(x) estimate
     ema_decay: float = 0.0
+    mixed_precision: bool = False  # bfloat16 convs/dense layers; heads, likelihood, loss float32
 
     def __post_init__(self):
         for name in ("discrete_dims", "encoder_channels", "encoder_dense", "decoder_channels"):
@@ -89,6 +94,8 @@ class VAEConfig:
             (self.encoder_linear >= 0 and self.decoder_dense >= 0, "widths must be >= 0"),
             (self.iwae_samples >= 1, f"iwae_samples must be >= 1, got {self.iwae_samples}"),
             (0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}"),
+            (isinstance(self.mixed_precision, bool),
+             f"mixed_precision must be true or false, got {self.mixed_precision!r}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -61,6 +61,9 @@ def define_flags() -> None:
                       "VAE: transposed convolutions before the output one.")
     flags.DEFINE_integer("iwae_samples", 100,
                          "VAE: importance samples of the final test log p(x) bound.")
+    flags.DEFINE_boolean("mixed_precision", False,
+                         "VAE: bfloat16 convolutions and Dense layers (float32 variables); the "
+                         "latent heads, likelihood, KL terms and loss stay float32.")
     # Data.
     flags.DEFINE_enum("dataset", "mnist_5k", DATASETS,
                       "mnist (TFDS or --data_dir), mnist_5k (embedded, offline) or celeb_a "
@@ -87,6 +90,9 @@ def define_flags() -> None:
 
 def config_from_flags() -> TrainConfig:
     model = FLAGS.model
+    if FLAGS.mixed_precision and model not in VAE_MODELS:
+        raise ValueError(f"--mixed_precision is for the VAE models ({', '.join(VAE_MODELS)}), "
+                         f"not --model={model}")
     model_config = vae_config() if model in VAE_MODELS else classifier_config()
     return TrainConfig(
         model=model_config,
@@ -149,6 +155,7 @@ def vae_config() -> VAEConfig:
         decoder_channels=tuple(_ints("decoder_channels")),
         iwae_samples=FLAGS.iwae_samples,
         ema_decay=FLAGS.ema_decay,
+        mixed_precision=FLAGS.mixed_precision,
     )
 
 
