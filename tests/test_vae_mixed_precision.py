@@ -7,6 +7,10 @@ to within bfloat16 rounding: bfloat16 keeps 8 significant bits (relative roundin
 per value), and the loss sums ~256 per-pixel terms whose rounding errors mostly cancel, so we
 allow 1e-2 relative on the loss and on each example's reconstruction log-likelihood."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -21,6 +25,7 @@ TINY = dict(model="jointvae", image_size=16, encoder_channels=(8, 16), encoder_d
             encoder_linear=16, decoder_dense=32, decoder_channels=(8,), continuous_dim=3,
             discrete_dims=(4, 3), iwae_samples=2)
 LOSS_RTOL = 1e-2
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def models(seed: int = 0):
@@ -131,3 +136,15 @@ def test_export_of_a_mixed_model_serves_float32(tmp_path):
     np.testing.assert_allclose(served, model.reconstruct(x), atol=1e-5)
     (decoded,) = loaded.signatures["decode"](codes=codes).values()
     np.testing.assert_allclose(decoded, model.decode(codes), atol=1e-5)
+
+
+def test_mixed_precision_flag_is_refused_for_classifiers(tmp_path):
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "bin", "train"), "--model=vib", "--mixed_precision",
+         "--epochs=1", "--hidden_units=8", "--bottleneck_dim=2", "--batch_size=1000",
+         "--eval_samples=1", "--ema_decay=0", "--nojit_compile",
+         f"--output_dir={tmp_path / 'run'}"], cwd=ROOT, capture_output=True, text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert "--mixed_precision is for the VAE models" in result.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()
