@@ -10,6 +10,13 @@ exactly the taps Conv2DTranspose gives it (phase 0 reads input offsets -1, 0 wit
 3, 1; phase 1 offsets 0, +1 with taps 2, 0). The script first checks on random weights that the
 formulation equals `Conv2DTranspose` (max relative difference printed and saved).
 
+Then it splits the whole JointVAE train step (the model of `VAEConfig()`, float32 and
+`mixed_precision=True`) into nested parts, each a `tf.function` on one fixed batch of 64
+embedded digits: the encoder and decoder networks alone (forward + backward, heads' Dense layers
+included), the model's loss and gradients (TFP latents, likelihood, KLs), + Adam, + the metric
+updates (`VAE.train_step`), and Keras' train function (`make_train_function`, what `bin/train`
+runs).
+
 Method: one thread (intra- and inter-op), every case warmed up, then `--rounds` interleaved
 rounds of `--calls` calls of every case; median over rounds of CPU ms per call.
 
@@ -97,6 +104,56 @@ def timed_call(layer: keras.layers.Layer, shape: tuple, input_grad: bool):
     return lambda: forward_backward(x)
 
 
+def step_parts(mixed_precision: bool) -> dict:
+    """The nested parts of one JointVAE train step, as zero-argument callables."""
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+    from deepvib.data.sources import load_embedded
+    from deepvib.data.transforms import fit_split
+    from deepvib.models import VAEConfig, build_model
+
+    config = VAEConfig(model="jointvae", mixed_precision=mixed_precision)
+    x = tf.constant(fit_split(load_embedded("train").take(BATCH), config.input_shape).images)
+    model = build_model(config)
+    optimizer = keras.optimizers.Adam(5e-4)
+    optimizer.build(model.trainable_variables)
+    model.compile(optimizer=optimizer, jit_compile=False)
+    step0 = tf.constant(0, tf.int64)
+
+    @tf.function
+    def networks(x):
+        with tf.GradientTape() as tape:
+            features = model.encoder(x, training=True)
+            heads = [model.continuous_posterior.layers[0](features)[:, :config.continuous_dim]]
+            heads += [head.layers[0](features) for head in model.discrete_posteriors]
+            loss = tf.reduce_sum(tf.square(model.decoder(tf.concat(heads, -1))))
+        return tape.gradient(loss, model.trainable_variables)
+
+    def loss_and_tape(x):
+        with tf.GradientTape() as tape:
+            loss = model.loss_from_terms(model.objective_terms(x, training=True), step0)
+        return loss, tape
+
+    @tf.function
+    def gradients(x):
+        loss, tape = loss_and_tape(x)
+        return tape.gradient(loss, model.trainable_variables)
+
+    @tf.function
+    def with_adam(x):
+        loss, tape = loss_and_tape(x)
+        model.apply_gradients(tape, loss)
+        return loss
+
+    train_step = tf.function(model.train_step)
+    iterator = iter(tf.data.Dataset.from_tensors(x).repeat())
+    train_function = model.make_train_function()
+    return {"networks fwd+bwd": lambda: networks(x),
+            "+ latents, likelihood, loss": lambda: gradients(x),
+            "+ Adam": lambda: with_adam(x),
+            "+ metric updates (VAE.train_step)": lambda: train_step(x),
+            "Keras train function": lambda: train_function(iterator)}
+
+
 def subpixel_error() -> float:
     """Max |sub-pixel - Conv2DTranspose| / max |Conv2DTranspose| over the decoder's shapes."""
     worst = 0.0
@@ -131,6 +188,9 @@ def main(argv: list[str] | None = None) -> None:
             if isinstance(layer, keras.layers.Conv2DTranspose):
                 cases[(name + " (sub-pixel)", policy)] = timed_call(
                     SubPixelTranspose(layer), shape, input_grad)
+    for policy in POLICIES:
+        for name, run in step_parts(policy != "float32").items():
+            cases[("step: " + name, policy)] = run
     for run in cases.values():
         for _ in range(10):
             run()
@@ -158,11 +218,18 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---:|---:|")
     names = list(dict.fromkeys(r["layer"] for r in rows))
     by = {(r["layer"], r["policy"]): r["median_cpu_ms"] for r in rows}
-    for name in names:
+    def row(name):
         print(f"| {name} | {by[(name, POLICIES[0])]:.2f} | {by[(name, POLICIES[1])]:.2f} |")
-    plain = [n for n in names if "sub-pixel" not in n]
+
+    layers = [n for n in names if not n.startswith("step: ")]
+    for name in layers:
+        row(name)
+    plain = [n for n in layers if "sub-pixel" not in n]
     print(f"| sum (layers as built) | {sum(by[(n, POLICIES[0])] for n in plain):.2f} | "
           f"{sum(by[(n, POLICIES[1])] for n in plain):.2f} |")
+    for name in names:
+        if name.startswith("step: "):
+            row(name)
 
 
 if __name__ == "__main__":
