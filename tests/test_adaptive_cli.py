@@ -1,7 +1,7 @@
 """`bin/adaptive_attack` (the adaptive evaluation of issue 13) on two tiny run directories
 (VIB and deterministic, briefly trained on the embedded mnist_5k, written as the trainer
-writes them): the adaptive.json records, the sanity output, the summary and figures,
-resuming, and bad input (one line, exit code 2)."""
+writes them; tests/helpers/classifier_runs.py): the adaptive.json records, the sanity output,
+the summary and figures, resuming, and bad input (one line, exit code 2)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,8 @@ import sys
 import numpy as np
 import pytest
 
-from deepvib.data.sources import load_split
 from deepvib.experiments.adaptive import ADAPTIVE_JSON, SUMMARY_JSON
-from tests.test_attack_cli import make_run_dir
+from tests.helpers import forked
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOL = os.path.join(ROOT, "bin", "adaptive_attack")
@@ -28,16 +27,13 @@ TINY = ["--num_images=6", "--eot_samples=16", "--judge_samples=64", "--classifie
 
 
 def run_tool(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, TOOL, *args], capture_output=True, text=True,
-                          timeout=600, cwd=ROOT)
+    return forked.run([sys.executable, TOOL, *args], timeout=600, cwd=ROOT)
 
 
 @pytest.fixture(scope="module")
-def evaluated(tmp_path_factory):
-    base = tmp_path_factory.mktemp("adaptive")
-    train = load_split("mnist_5k", "train")
-    runs = {m: make_run_dir(str(base / m), m, train) for m in ("vib", "deterministic")}
-    out = str(base / "out")
+def evaluated(tiny_classifier_runs, tmp_path_factory):
+    runs = tiny_classifier_runs  # tests/conftest.py: shared with tests/test_attack_cli.py
+    out = str(tmp_path_factory.mktemp("adaptive") / "out")
     proc = run_tool(*TINY, f"--model_dirs={runs['vib']},{runs['deterministic']}",
                     f"--output_dir={out}")
     return runs, out, proc

@@ -2,7 +2,7 @@
 
 Two tiny run directories (VIB and deterministic, a few dozen training steps on the embedded
 mnist_5k, written the way the trainer writes them) are attacked with tiny Carlini & Wagner
-settings: targeted by a `bin/attack` subprocess and, side by side, untargeted in-process; the
+settings: targeted by a `bin/attack` child process and, side by side, untargeted in-process; the
 attack.json files, the adversarial images, resuming, bad input and the figures command are
 checked against them.
 """
@@ -21,15 +21,14 @@ import tensorflow as tf
 import tf_keras as keras
 from matplotlib import image as mpimg
 
-from deepvib.data.sources import Split, load_split
 from deepvib.experiments import robustness
 from deepvib.experiments import robustness_figures as rf
 from deepvib.experiments.attack_config import AttackConfig, choose_targets, select_indices
 from deepvib.experiments.model_logits import attack_logits_fn
 from deepvib.models import ModelConfig, build_model
 from deepvib.models.logit_gaussian import logit_gaussian
-from deepvib.training import run_dir
-from deepvib.training.config import TrainConfig
+from tests.helpers import forked
+from tests.helpers.classifier_runs import tiny_model_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ATTACK = os.path.join(ROOT, "bin", "attack")
@@ -44,53 +43,25 @@ TINY_CW_CONFIG = dict(attack="cw_l2", num_images=NUM_IMAGES, max_iterations=40,
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def tiny_model_config(model: str) -> ModelConfig:
-    return ModelConfig(model=model, hidden_units=(16,), bottleneck_dim=4,
-                       beta=1e-3 if model == "vib" else 0.0,
-                       eval_samples=4 if model == "vib" else 1)
-
-
-def make_run_dir(path: str, model: str, train: Split, steps: int = 60) -> str:
-    """A run directory as bin/train leaves it (config.json, checkpoints/), briefly trained."""
-    keras.utils.set_random_seed(0)
-    config = TrainConfig(model=tiny_model_config(model), output_dir=path, dataset="mnist_5k",
-                         epochs=1, jit_compile=False)
-    run_dir.prepare(config)
-    classifier = build_model(config.model)
-    classifier.compile(optimizer=keras.optimizers.Adam(3e-3))
-    step = tf.function(classifier.train_step)
-    rng = np.random.default_rng(0)
-    for _ in range(steps):
-        batch = rng.integers(0, len(train), 200)
-        step((tf.constant(train.images[batch]), tf.constant(train.labels[batch])))
-    manager = run_dir.checkpoint_manager(path, tf.train.Checkpoint(model=classifier))
-    manager.save(checkpoint_number=1)
-    return path
-
-
 def run_tool(tool: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, tool, *args], capture_output=True, text=True,
-                          timeout=300, cwd=ROOT)
+    return forked.run([sys.executable, tool, *args], timeout=300, cwd=ROOT)
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict[str, str]:
-    base = tmp_path_factory.mktemp("runs")
-    train = load_split("mnist_5k", "train")
-    return {m: make_run_dir(str(base / m), m, train) for m in ("vib", "deterministic")}
+def runs(tiny_classifier_runs) -> dict[str, str]:
+    return tiny_classifier_runs  # tests/conftest.py: shared with tests/test_adaptive_cli.py
 
 
 @pytest.fixture(scope="module")
 def attacks(runs, tmp_path_factory) -> dict[str, str]:
-    """Targeted CW through bin/attack (a subprocess) and, meanwhile, untargeted CW through the
+    """Targeted CW through bin/attack (a child process) and, meanwhile, untargeted CW through the
     same code in this process (`prepare_jobs` + `run_jobs`), both on both runs."""
     out = tmp_path_factory.mktemp("attacks")
     dirs = {k: str(out / k) for k in ("targeted", "untargeted")}
     command = [sys.executable, ATTACK, *TINY_CW, "--targeted", "--cw_batch_size=8",
                f"--model_dirs={runs['vib']},{runs['deterministic']}",
                f"--output_dir={dirs['targeted']}"]
-    proc = subprocess.Popen(command, cwd=ROOT, text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = forked.start(command, cwd=ROOT)
     # Two CW batches per model: exercises the merging of per-batch results.
     config = AttackConfig(**TINY_CW_CONFIG, cw_batch_size=4)
     jobs = robustness.prepare_jobs([runs["vib"], runs["deterministic"]], config,

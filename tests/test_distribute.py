@@ -13,6 +13,8 @@ import sys
 import numpy as np
 import pytest
 
+from tests.helpers import forked
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT_S = 240
 
@@ -21,9 +23,9 @@ def launch(strategy, model, output_dir, tf_config=None):
     env = dict(os.environ)
     if tf_config is not None:
         env["TF_CONFIG"] = json.dumps(tf_config)
-    return subprocess.Popen(
+    return forked.start(
         [sys.executable, "-m", "tests.helpers.distributed_run", strategy, model, str(output_dir)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=ROOT, env=env)
 
 
 def result_of(process):

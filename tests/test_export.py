@@ -20,6 +20,7 @@ from deepvib.models import ModelConfig, build_model
 from deepvib.training import run_dir
 from deepvib.training.config import TrainConfig
 from deepvib.training.trainer import train
+from tests.helpers import forked
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXPORT = os.path.join(ROOT, "bin", "export")
@@ -108,16 +109,14 @@ def write_run(path: str, model_config: ModelConfig, decoder_gain: float = 1.0) -
 
 
 def run_export(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, EXPORT, *args], cwd=ROOT, env=ENV,
-                          capture_output=True, text=True, timeout=300)
+    return forked.run([sys.executable, EXPORT, *args], cwd=ROOT, env=ENV, timeout=300)
 
 
-def start_export(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, EXPORT, *args], cwd=ROOT, env=ENV, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+def start_export(*args: str) -> forked.Forked:
+    return forked.start([sys.executable, EXPORT, *args], cwd=ROOT, env=ENV)
 
 
-def finish(process: subprocess.Popen) -> subprocess.CompletedProcess:
+def finish(process: forked.Forked) -> subprocess.CompletedProcess:
     stdout, stderr = process.communicate(timeout=300)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 

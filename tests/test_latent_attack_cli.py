@@ -2,11 +2,11 @@
 on a real (tiny) VAE: a JointVAE trained for one epoch on the embedded mnist_5k by the trainer
 `bin/train` runs, and a deterministic classifier, both a few seconds of training.
 
-The CLI is run once as a subprocess; the record is checked against an independent recomputation
-(the pairs from `draw_pairs`, the reconstructions of the saved adversarials classified again,
-the scores from `latent_scoring`), then resumed and drawn. Bad input (a classifier as a VAE, a
-VIB as the scorer, c <= 0, a run without checkpoint, results of another experiment) fails
-before any optimisation.
+The CLI is run once as a child process (tests/helpers/forked.py); the record is checked
+against an independent recomputation (the pairs from `draw_pairs`, the reconstructions of the
+saved adversarials classified again, the scores from `latent_scoring`), then resumed and
+drawn. Bad input (a classifier as a VAE, a VIB as the scorer, c <= 0, a run without
+checkpoint, results of another experiment) fails before any optimisation.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from deepvib.models.vae_config import VAEConfig
 from deepvib.training import run_dir
 from deepvib.training.config import TrainConfig
 from deepvib.training.trainer import train
+from tests.helpers import forked
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LATENT_ATTACK = os.path.join(ROOT, "bin", "latent_attack")
@@ -83,8 +84,7 @@ def runs(tmp_path_factory) -> dict[str, str]:
 
 
 def run_tool(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, LATENT_ATTACK, *args], capture_output=True,
-                          text=True, timeout=300, cwd=ROOT)
+    return forked.run([sys.executable, LATENT_ATTACK, *args], timeout=300, cwd=ROOT)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 
 import numpy as np
@@ -16,6 +15,7 @@ from scipy import special, stats
 from deepvib.experiments import reproduction_figures as figs
 from deepvib.experiments import reproduction_report as report
 from deepvib.experiments import run_summary
+from tests.helpers import forked
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPORT = os.path.join(ROOT, "bin", "report")
@@ -95,8 +95,7 @@ def full_set(rng):
 
 
 def run_report(*args):
-    return subprocess.run([sys.executable, REPORT, *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+    return forked.run([sys.executable, REPORT, *args], cwd=ROOT, timeout=120)
 
 
 def test_report_draws_every_figure_and_table1_equals_the_runs_metrics(tmp_path):

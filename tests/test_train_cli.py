@@ -4,7 +4,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
 
 import numpy as np
@@ -12,6 +11,7 @@ import pytest
 
 from deepvib.data import load_splits
 from deepvib.training.trainer import KILL_AFTER_EPOCH_ENV
+from tests.helpers import forked
 from tests.helpers.progress import progress_value
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -22,8 +22,7 @@ TINY = ["--dataset=mnist_5k", "--hidden_units=32", "--bottleneck_dim=4", "--eval
 
 def run_train(*args, env_extra=None):
     env = {**os.environ, **(env_extra or {})}
-    return subprocess.run([sys.executable, TRAIN, *TINY, *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return forked.run([sys.executable, TRAIN, *TINY, *args], cwd=ROOT, env=env, timeout=300)
 
 
 def read_progress(run):

@@ -15,6 +15,7 @@ from deepvib.export import warmup
 from deepvib.models import VAEConfig, build_model
 from deepvib.training import run_dir
 from deepvib.training.config import TrainConfig
+from tests.helpers import forked
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -58,10 +59,9 @@ def exported(tmp_path_factory):
     run_dir.prepare(TrainConfig(model=CONFIG, output_dir=run, epochs=1))
     model = build_model(CONFIG)
     run_dir.checkpoint_manager(run, tf.train.Checkpoint(model=model)).save(checkpoint_number=1)
-    result = subprocess.run(
+    result = forked.run(
         [sys.executable, os.path.join(ROOT, "bin", "export"), f"--model_dir={run}",
-         f"--export_dir={work / 'exports'}"], cwd=ROOT, env=ENV, capture_output=True, text=True,
-        timeout=300)
+         f"--export_dir={work / 'exports'}"], cwd=ROOT, env=ENV, timeout=300)
     assert result.returncode == 0, result.stderr
     path = str(work / "exports" / "tiny_jointvae" / "1")
     rng = np.random.default_rng(0)

@@ -3,7 +3,6 @@ reports, figures, CelebA through TFDS's mock data, and the bad-input rules of th
 
 import json
 import os
-import subprocess
 import sys
 
 import matplotlib.image
@@ -18,6 +17,7 @@ from deepvib.data.sources import Split
 from deepvib.models import VAEConfig, build_model
 from deepvib.training import run_dir, trainer
 from deepvib.training.config import TrainConfig
+from tests.helpers import forked
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(ROOT, "bin", "train")
@@ -33,8 +33,7 @@ def small_jointvae(**overrides) -> VAEConfig:
 
 
 def run(*args, timeout=300):
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=ENV, capture_output=True,
-                          text=True, timeout=timeout)
+    return forked.run([sys.executable, *args], cwd=ROOT, env=ENV, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
