@@ -6,13 +6,17 @@
     <output_dir>/metrics.json       final errors and information terms
     <output_dir>/tensorboard/       scalars per epoch
 
-Every file is written atomically; a killed run resumes from its last checkpoint.
+Every file is written atomically; a killed run resumes from its last checkpoint. While a run
+trains, its directory is locked (`exclusive`): a second trainer pointed at it stops at once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+from collections.abc import Iterator
 
 import tensorflow as tf
 
@@ -29,6 +33,28 @@ CHECKPOINTS = "checkpoints"
 
 class RunDirError(ValueError):
     """The output directory cannot be used for this run (or loaded as one)."""
+
+
+@contextlib.contextmanager
+def exclusive(path: str) -> Iterator[None]:
+    """An exclusive lock on the run directory for the block (flock on the directory itself,
+    so nothing is added to it; the kernel drops it when the process dies, so no stale lock).
+    Two trainers in one directory would overwrite each other's checkpoints and progress."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise RunDirError(f"--output_dir={path} is a file, not a directory")
+    os.makedirs(path, exist_ok=True)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunDirError(
+                f"--output_dir={path} is being trained by another process right now; wait "
+                "for it to finish (it resumes from there) or choose another --output_dir"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def prepare(config: TrainConfig, flags_text: str | None = None) -> bool:

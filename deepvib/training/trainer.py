@@ -11,6 +11,7 @@ flags, see configs/.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import signal
@@ -144,6 +145,15 @@ def train(
     model_config = config.model.with_data(splits["train"].labels)
     config = dataclasses.replace(config, model=model_config)
     strategy, is_chief = make_strategy(config.strategy)
+    # Only the chief writes the run directory, so only the chief locks it.
+    with run_dir.exclusive(config.output_dir) if is_chief else contextlib.nullcontext():
+        return _train(config, splits, strategy, is_chief, log, flags_text, callbacks)
+
+
+def _train(config: TrainConfig, splits: dict, strategy, is_chief: bool,
+           log: Callable[[str], None], flags_text: str | None,
+           callbacks: Sequence[keras.callbacks.Callback]) -> dict:
+    model_config = config.model
     # Non-chief workers write their (identical) checkpoints to a scratch directory.
     out_dir = config.output_dir if is_chief else os.path.join(config.output_dir, ".worker")
     resuming = run_dir.prepare(config, flags_text) if is_chief else False
