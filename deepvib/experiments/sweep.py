@@ -138,14 +138,19 @@ def check_run_dirs(runs: list[PlannedRun]) -> None:
         path = os.path.join(run.run_dir, run_summary.CONFIG)
         if not os.path.isfile(path):
             continue
-        saved = run_summary.flattened(atomic.read_json(path))
-        planned = run_summary.flattened(run.config)
-        differ = sorted(k for k in set(saved) & set(planned)  # bin/train fills in new keys
-                        if k not in COMPATIBLE_KEYS and saved[k] != planned[k])
+        differ = config_differences(atomic.read_json(path), run.config)
         if differ:
             raise ValueError(f"{run.run_dir} holds a run with another config than "
                              f"{run.name} (differs in: {', '.join(differ)}); choose another "
                              "--runs_dir or remove it")
+
+
+def config_differences(saved: dict, planned: dict) -> list[str]:
+    """Dotted keys on which a saved run's config and a planned one disagree, beyond
+    COMPATIBLE_KEYS; keys only one side has are not compared (bin/train fills in new keys)."""
+    saved, planned = run_summary.flattened(saved), run_summary.flattened(planned)
+    return sorted(k for k in set(saved) & set(planned)
+                  if k not in COMPATIBLE_KEYS and saved[k] != planned[k])
 
 
 def state(run: PlannedRun, results_dir: str | None = None) -> str:
@@ -168,11 +173,7 @@ def committed_summary(run: PlannedRun, results_dir: str) -> dict | None:
     summary = _existing(run_summary.summary_path(results_dir, run.name))
     if summary is None or summary.get("metrics", {}).get("epochs", 0) < run.epochs:
         return None
-    saved = run_summary.flattened(summary.get("config", {}))
-    planned = run_summary.flattened(run.config)
-    same = all(saved.get(k) == v for k, v in planned.items()
-               if k not in COMPATIBLE_KEYS and k in saved)
-    return summary if same else None
+    return None if config_differences(summary.get("config", {}), run.config) else summary
 
 
 def describe(run: PlannedRun) -> str:

@@ -243,12 +243,10 @@ def summary_line(metrics: dict, metrics_path: str) -> str:
     """What bin/train prints at the end of a run."""
     run = f"({metrics['model']}, {metrics['dataset']}, {metrics['epochs']} epochs)"
     run += f" -> {metrics_path}"
-    for key, what in (("validation_error", "error"), ("validation_elbo", "ELBO")):
-        if key in metrics:  # a model-selection run: the test split stays out of sight
-            value = (f"{100 * metrics[key]:.2f}%" if what == "error"
-                     else f"{metrics[key]:.2f} nats/image")
-            return (f"validation {what}: {value} {run} (the test split's numbers are in "
-                    "metrics.json: do not select on them)")
-    if "test_error" in metrics:
-        return f"test error: {100 * metrics['test_error']:.2f}% {run}"
-    return f"test ELBO: {metrics['test_elbo']:.2f} nats/image {run}"
+    split, note = "test", ""
+    if "validation_error" in metrics or "validation_elbo" in metrics:  # a model-selection run
+        split = "validation"
+        note = " (the test split's numbers are in metrics.json: do not select on them)"
+    if f"{split}_error" in metrics:
+        return f"{split} error: {100 * metrics[f'{split}_error']:.2f}% {run}{note}"
+    return f"{split} ELBO: {metrics[f'{split}_elbo']:.2f} nats/image {run}{note}"
