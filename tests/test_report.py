@@ -251,3 +251,11 @@ def test_summaries_round_trip_and_keep_numbers_exact(tmp_path):
     write_results(tmp_path / "other", [s])
     with pytest.raises(run_summary.SummaryError, match="summarised twice"):
         run_summary.load_summaries([str(tmp_path), str(tmp_path / "other")])
+
+
+def test_zero_errors_are_named_in_the_footnote_not_silently_dropped():
+    curves = [figs.Curve("train, 1 sample", np.array([1e-9, 1e-3, 1.0]), np.array([0.0, 0.0, 5.0])),
+              figs.Curve("test, 1 sample", np.array([1e-9, 1e-3]), np.array([1.4, 1.2]))]
+    note = figs.zeros_on_log_axis(curves)
+    assert note == " 0 is not drawn on the log axis: train, 1 sample at β = 1e-09, 0.001."
+    assert figs.zeros_on_log_axis(curves[1:]) == ""

@@ -108,6 +108,13 @@ def _draw(ax, curves: Sequence[Curve]) -> None:
             ax.plot(c.x, c.y, **kwargs)
 
 
+def zeros_on_log_axis(curves: Sequence[Curve]) -> str:
+    """A footnote sentence naming the points a log y-axis cannot show (y = 0), or ''."""
+    parts = [f"{c.label} at β = {', '.join(f'{x:g}' for x in c.x[c.y == 0])}"
+             for c in curves if np.any(c.y == 0)]
+    return f" 0 is not drawn on the log axis: {'; '.join(parts)}." if parts else ""
+
+
 def _log_y(ax) -> None:
     ax.set_yscale("log", nonpositive="mask")
     _plain_numbers(ax.yaxis)
@@ -115,10 +122,13 @@ def _log_y(ax) -> None:
 
 def _plain_numbers(axis) -> None:
     """Log-axis labels as plain numbers (2, 5, 10, not 2x10^1); minor ticks labelled at 2
-    and 5, or all of them when the axis spans less than two decades."""
+    and 5, all of them when the axis spans less than two decades, none beyond three decades
+    (their labels would overlap)."""
 
     def minor(value: float, _) -> str:
         low, high = sorted(axis.get_view_interval())
+        if low > 0 and high / low > 1e3:
+            return ""
         narrow = low > 0 and high / low < 100
         return f"{value:g}" if narrow or f"{value:g}"[0] in "25" else ""
 

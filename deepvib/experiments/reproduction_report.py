@@ -230,8 +230,9 @@ def figure1_errors(runs: Sequence[RunSummary], panel: str, k2: bool) -> bytes:
                                      style, colour))
     left_out = sum(1 for r in runs if r.is_vib and wanted(r)) - len(series)
     k = series[0].bottleneck_dim
+    note = _footnote_series(series, left_out) + figs.zeros_on_log_axis(curves)
     return figs.line_figure(f"Figure 1({panel}): error vs β, VIB K={k}", curves, "β",
-                            "error (%)", _footnote_series(series, left_out), logy=True)
+                            "error (%)", note, logy=True)
 
 
 def _k256(runs: Sequence[RunSummary], what: str) -> tuple[list[RunSummary], int]:
