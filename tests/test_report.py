@@ -127,6 +127,20 @@ def test_report_draws_every_figure_and_table1_equals_the_runs_metrics(tmp_path):
             f"{', '.join(f'{100 * e:.2f}' for e in errors)} | 1.38 |") in md
     assert "| Dropout | not run |" in md and "| 1.13 |" in md
     assert "5 epochs, batch 100, Adam lr 0.0001 (β1 0.5)" in md
+    # The β table holds what Figure 1 plots: one row per (K, β) of each K's 4-β series.
+    sweep = {(r["bottleneck_dim"], r["beta"]): r for r in saved["beta_sweep"]}
+    assert sorted(sweep) == sorted((k, b) for k in (2, 256) for b in (1e-4, 1e-3, 1e-2, 1e-1))
+    for run in runs[3:-1]:
+        m, row = run["metrics"], sweep[(run["config"]["model"]["bottleneck_dim"],
+                                         run["config"]["model"]["beta"])]
+        assert row["seeds"] == 1
+        assert row["test error S (%)"] == pytest.approx(100 * m["test"]["error_12sample"])
+        assert row["train error 1 (%)"] == pytest.approx(100 * m["train"]["error_1shot"])
+        assert row["I(Z;X) test (bits)"] == pytest.approx(m["test"]["kl_bits"])
+        assert row["I(Z;Y) train (bits)"] == pytest.approx(m["train"]["izy_lower_bits"])
+    k256 = sweep[(256, 1e-3)]
+    assert (f"| 256 | 1e-3 | 1 | {k256['train error S (%)']:.2f} | "
+            f"{k256['train error 1 (%)']:.2f} | {k256['test error S (%)']:.2f} |") in md
 
 
 def test_a_figure_without_its_runs_is_skipped_with_the_reason(tmp_path):

@@ -351,6 +351,62 @@ CAPTIONS = {
 }
 
 
+# ----------------------------------------------------------------------- Figure 1's numbers
+SWEEP_COLUMNS = (  # (heading, split, metric: "error" with samples, or a metrics.json key)
+    ("train error S (%)", "train", ("error", None)), ("train error 1 (%)", "train", ("error", 1)),
+    ("test error S (%)", "test", ("error", None)), ("test error 1 (%)", "test", ("error", 1)),
+    ("I(Z;X) train (bits)", "train", "kl_bits"), ("I(Z;X) test (bits)", "test", "kl_bits"),
+    ("I(Z;Y) train (bits)", "train", "izy_lower_bits"),
+    ("I(Z;Y) test (bits)", "test", "izy_lower_bits"),
+)
+
+
+def sweep_rows(runs: Sequence[RunSummary]) -> list[dict[str, Any]]:
+    """The numbers Figure 1 plots, one row per (K, β) of each K's series: means over seeds."""
+    rows = []
+    for wanted, what in ((lambda r: r.bottleneck_dim != 2, "K ≠ 2"),
+                         (lambda r: r.bottleneck_dim == 2, "K = 2")):
+        try:
+            series = beta_series(runs, wanted, f"the β table ({what})")
+        except FigureUnavailableError:
+            continue
+        for beta in sorted({r.beta for r in series}):
+            at_beta = [r for r in series if r.beta == beta]
+            row = {"bottleneck_dim": at_beta[0].bottleneck_dim, "beta": beta,
+                   "eval_samples": at_beta[0].eval_samples, "seeds": len(at_beta)}
+            for heading, split, metric in SWEEP_COLUMNS:
+                def value(r: RunSummary, split=split, metric=metric) -> float:
+                    if isinstance(metric, tuple):
+                        return 100 * r.error(split, metric[1])
+                    return r.split_metric(split, metric)
+                row[heading] = float(np.mean([value(r) for r in at_beta]))
+            rows.append(row)
+    return rows
+
+
+def _sweep_cell(value: float, percent_cell: bool) -> str:
+    if percent_cell or 0.1 <= abs(value) < 10:
+        return f"{value:.2f}"
+    return f"{value:.1f}" if abs(value) >= 10 else f"{value:.2g}"
+
+
+def sweep_markdown(rows: Sequence[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    headings = [h for h, _, _ in SWEEP_COLUMNS]
+    out = ["## Figures 1 and 2: the numbers", "",
+           "Final metrics of the runs drawn in Figure 1, mean over seeds where a β has several "
+           "(S: the runs' S-sample average). I(Z;X): the KL to the prior, an upper bound; "
+           "I(Z;Y): H(Y) minus the decoder's cross-entropy, a lower bound.", "",
+           "| K | β | seeds | " + " | ".join(headings) + " |",
+           "|---:|---:|---:|" + "---:|" * len(headings)]
+    for row in rows:
+        cells = [_sweep_cell(row[h], "%" in h) for h in headings]
+        out.append(f"| {row['bottleneck_dim']} | {beta_name(row['beta'])} | {row['seeds']} | "
+                   + " | ".join(cells) + " |")
+    return out + [""]
+
+
 # ----------------------------------------------------------------------- the report
 def make_report(runs: Sequence[RunSummary], output_dir: str, sources: str,
                 log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -381,7 +437,8 @@ def make_report(runs: Sequence[RunSummary], output_dir: str, sources: str,
         atomic.write_bytes(os.path.join(output_dir, curves[run.name]),
                            vae_report.vae_curves(run))
     rows = table1(runs)
-    report = {"format": FORMAT, "sources": sources, "table1": rows, "figures": written,
+    report = {"format": FORMAT, "sources": sources, "table1": rows,
+              "beta_sweep": sweep_rows(runs), "figures": written,
               "skipped_figures": skipped, "learning_curves": curves, "left_out": others,
               "runs": [_run_entry(r) for r in runs], "vae_table": vae_report.vae_rows(vaes)}
     atomic.write_json(os.path.join(output_dir, REPORT_JSON), report)
@@ -417,6 +474,7 @@ def markdown(report: dict[str, Any], rows: Sequence[dict[str, Any]]) -> str:
             out += [f"![{caption}]({report['figures'][name]})", "", caption, ""]
         else:
             out += [f"Not drawn: {report['skipped_figures'][name]}.", ""]
+    out += sweep_markdown(report["beta_sweep"])
     out += ["## Runs and learning curves", "",
             "| Run | Model | K | β | Seed | Epochs | Data | Test error (%) | Training (min) | "
             "Curves |", "|---|---|---:|---:|---:|---:|---|---:|---:|---|"]
