@@ -17,6 +17,7 @@ Usage: python benchmarks/bench_transposed_conv.py
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -82,7 +83,7 @@ def timed(fn, x, kernel, upstream, rounds=5, calls=30) -> float:
 
 def main() -> None:
     rng = np.random.default_rng(0)
-    print(f"load average before: {tuple(round(v, 2) for v in __import__('os').getloadavg())}")
+    print(f"load average before: {tuple(round(v, 2) for v in os.getloadavg())}")
     print("| layer (C_in -> C_out, input size) | deconv ms | phase_taps ms | im2col ms | "
           "max abs diff |")
     print("|---|---:|---:|---:|---:|")

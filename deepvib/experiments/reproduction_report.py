@@ -370,17 +370,18 @@ def sweep_rows(runs: Sequence[RunSummary]) -> list[dict[str, Any]]:
             series = beta_series(runs, wanted, f"the β table ({what})")
         except FigureUnavailableError:
             continue
-        for beta in sorted({r.beta for r in series}):
+        columns = {}
+        for heading, split, metric in SWEEP_COLUMNS:
+            def value(r: RunSummary, split=split, metric=metric) -> float:
+                if isinstance(metric, tuple):
+                    return 100 * r.error(split, metric[1])
+                return r.split_metric(split, metric)
+            betas, columns[heading], _ = by_beta(series, value)
+        for i, beta in enumerate(betas):
             at_beta = [r for r in series if r.beta == beta]
-            row = {"bottleneck_dim": at_beta[0].bottleneck_dim, "beta": beta,
-                   "eval_samples": at_beta[0].eval_samples, "seeds": len(at_beta)}
-            for heading, split, metric in SWEEP_COLUMNS:
-                def value(r: RunSummary, split=split, metric=metric) -> float:
-                    if isinstance(metric, tuple):
-                        return 100 * r.error(split, metric[1])
-                    return r.split_metric(split, metric)
-                row[heading] = float(np.mean([value(r) for r in at_beta]))
-            rows.append(row)
+            rows.append({"bottleneck_dim": at_beta[0].bottleneck_dim, "beta": float(beta),
+                         "eval_samples": at_beta[0].eval_samples, "seeds": len(at_beta),
+                         **{h: float(column[i]) for h, column in columns.items()}})
     return rows
 
 
