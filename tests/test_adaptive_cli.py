@@ -65,6 +65,12 @@ def test_rerun_skips_finished_models(evaluated) -> None:
     runs, out, _ = evaluated
     proc = run_tool(*TINY, f"--model_dirs={runs['deterministic']}", f"--output_dir={out}")
     assert "already holds this evaluation; skipped" in proc.stdout
+    # Only a decision parameter differs: the stored outcomes are decided again, not recomputed.
+    strict = run_tool(*TINY, "--significance=1", f"--model_dirs={runs['deterministic']}",
+                      f"--output_dir={out}")
+    assert "decided again" in strict.stdout and "skipped" in strict.stdout, strict.stderr
+    with open(os.path.join(out, "deterministic", ADAPTIVE_JSON)) as f:
+        assert json.load(f)["params"]["significance"] == 1
     other = run_tool(*TINY, "--eot_samples=8", f"--model_dirs={runs['deterministic']}",
                      f"--output_dir={out}")
     assert other.returncode == 2 and "other parameters" in other.stderr

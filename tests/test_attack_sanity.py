@@ -10,10 +10,14 @@ import tensorflow as tf
 
 from deepvib.attacks.adaptive import (
     AdaptiveConfig,
+    Outcome,
     accuracy_curve,
     all_passed,
     evaluate,
     format_checks,
+    raised_significantly,
+    recheck,
+    sign_test_p,
     zero_noise,
 )
 
@@ -115,9 +119,52 @@ def test_config_rejects_bad_values() -> None:
         AdaptiveConfig(spsa_samples=3)
     with pytest.raises(ValueError, match="cw_confidence"):
         AdaptiveConfig(cw_confidence=-0.1)
+    with pytest.raises(ValueError, match="significance"):
+        AdaptiveConfig(significance=0.0)
 
 
 def test_cw_confidence_is_recorded_only_when_nonzero() -> None:
     """Records written before the parameter existed keep matching (resume)."""
     assert "cw_confidence" not in AdaptiveConfig(cw_confidence=0.0).to_dict()
     assert AdaptiveConfig().to_dict()["cw_confidence"] == 0.1
+
+
+def test_sign_test_p_by_hand() -> None:
+    assert sign_test_p(0, 5) == 1.0  # nothing broken by the weaker run alone
+    assert sign_test_p(3, 0) == 1 / 8
+    assert sign_test_p(2, 1) == 4 / 8  # C(3,2) + C(3,3) of 2^3
+    assert sign_test_p(5, 5) == pytest.approx(638 / 1024)
+
+
+def outcome(broken: range, n: int = 1000) -> Outcome:
+    success = np.zeros(n, bool)
+    success[list(broken)] = True
+    zeros = np.zeros(n)
+    return Outcome("pgd", "l2", 1.5, success, zeros, zeros, zeros, 0.0)
+
+
+def test_monotonicity_check_tells_chance_from_a_real_rise() -> None:
+    weaker = outcome(range(0, 500))
+    strict = AdaptiveConfig(significance=1.0)
+    # The same count, other images: no rise.
+    assert raised_significantly(weaker, outcome(range(1, 501)), AdaptiveConfig())[0] is False
+    # Two images fewer (p = 1/4): chance at the 5% level, a failure for the strict check.
+    two_fewer = outcome(range(0, 498))
+    assert raised_significantly(weaker, two_fewer, AdaptiveConfig())[0] is False
+    assert raised_significantly(weaker, two_fewer, strict)[0] is True
+    assert raised_significantly(weaker, two_fewer, AdaptiveConfig(tolerance=0.002,
+                                                                  significance=1.0))[0] is False
+    # Thirty fewer (p = 2^-30): a real rise.
+    raised, detail = raised_significantly(weaker, outcome(range(0, 470)), AdaptiveConfig())
+    assert raised is True and "weaker run only: 30, by the stronger only: 0" in detail
+
+
+def test_recheck_decides_the_stored_outcomes_again(sound) -> None:
+    assert recheck(sound, CONFIG) == sound["sanity"]
+    # A deliberately failing decision: the large budget must leave accuracy <= tolerance.
+    outcomes = dict(sound["attacks"])
+    large = outcomes["large_budget"]
+    unbroken = {**large["per_example"], "success": [False] * len(sound["labels"])}
+    outcomes["large_budget"] = {**large, "per_example": unbroken}
+    checks = {c["name"]: c["passed"] for c in recheck({**sound, "attacks": outcomes}, CONFIG)}
+    assert checks["accuracy reaches 0 at a large budget"] is False

@@ -23,6 +23,7 @@ the same code evaluates a VIB model, its mean mode (F = 0) and a deterministic m
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -90,6 +91,10 @@ class AdaptiveConfig:
     small_l2_budget: float = 2.0  # "the deterministic model is broken at small budgets"
     broken_accuracy: float = 0.1  # ... i.e. its robust accuracy there is at most this
     tolerance: float = 0.0  # allowed rise of robust accuracy in the monotonicity checks
+    # A rise above the tolerance fails a monotonicity check only if it is significant at this
+    # level in a paired one-sided sign test on the images the two runs disagree on
+    # (`raised_significantly`); 1 fails on any rise above the tolerance.
+    significance: float = 0.05
 
     def __post_init__(self):
         for name in ("eot_samples", "judge_samples", "classifier_samples", "classifier_draws",
@@ -106,6 +111,8 @@ class AdaptiveConfig:
                      "small_l2_budget"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if not 0 < self.significance <= 1:
+            raise ValueError(f"significance must be in (0, 1], got {self.significance!r}")
         if not self.cw_confidence >= 0:
             raise ValueError(f"cw_confidence must be >= 0, got {self.cw_confidence!r}")
         budgets = (*self.l2_budgets, *self.linf_budgets)
@@ -300,6 +307,9 @@ def evaluate(
     }
 
 
+SANITY_RUNS = ("more_iterations", "more_restarts", "large_budget", "fewer_eot_samples")
+
+
 def sanity_attacks(ev: Evaluator, outcomes: dict[str, Outcome]) -> dict[str, Outcome]:
     """The extra runs the sanity suite compares against the main ones."""
     c = ev.config
@@ -393,6 +403,29 @@ def _check(name: str, passed: bool | None, detail: str) -> dict[str, Any]:
     return {"name": name, "passed": passed, "detail": detail}
 
 
+def sign_test_p(only_weaker: int, only_stronger: int) -> float:
+    """One-sided exact sign test: P(X >= only_weaker), X ~ Binomial(only_weaker +
+    only_stronger, 1/2), i.e. how likely this many images broken by the weaker run alone are
+    if neither run is stronger (only the images the two runs disagree on count)."""
+    n = only_weaker + only_stronger
+    return sum(math.comb(n, k) for k in range(only_weaker, n + 1)) / 2**n
+
+
+def raised_significantly(weaker: Outcome, stronger: Outcome,
+                         c: AdaptiveConfig) -> tuple[bool, str]:
+    """Did the stronger run (more iterations, restarts or samples) leave a higher robust
+    accuracy than the weaker one? Per-image outcomes of two runs differ by chance (other
+    draws or starts, iterates that have not converged), so a rise counts only if it is
+    above `tolerance` and significant at `significance` in a paired sign test."""
+    rise = stronger.accuracy - weaker.accuracy
+    only_weaker = int(np.sum(weaker.success & ~stronger.success))
+    only_stronger = int(np.sum(stronger.success & ~weaker.success))
+    p = sign_test_p(only_weaker, only_stronger)
+    raised = rise > c.tolerance + 1e-12 and p < c.significance
+    return raised, (f"broken by the weaker run only: {only_weaker}, by the stronger only: "
+                    f"{only_stronger}; one-sided sign test p={p:.3g}")
+
+
 def sanity_checks(c: AdaptiveConfig, outcomes: dict[str, Outcome],
                   runs: dict[str, Outcome], curves: dict[str, Any],
                   stochastic: bool) -> list[dict[str, Any]]:
@@ -400,29 +433,30 @@ def sanity_checks(c: AdaptiveConfig, outcomes: dict[str, Outcome],
     tol = c.tolerance
     base = outcomes[f"pgd_l2_{c.sanity_l2_budget:g}"]
     large = runs["large_budget"]
+    more_iterations, iterations_test = raised_significantly(base, runs["more_iterations"], c)
+    more_restarts, restarts_test = raised_significantly(base, runs["more_restarts"], c)
     checks = [
         _check("accuracy reaches 0 at a large budget",
                large.accuracy <= tol and curves["never_broken"] <= tol,
                f"PGD-L2 at eps={c.large_l2_budget:g}: {large.accuracy:.3f}; images no attack "
                f"broke: {curves['never_broken']:.3f}"),
-        _check("more iterations do not raise robust accuracy",
-               runs["more_iterations"].accuracy <= base.accuracy + tol,
+        _check("more iterations do not raise robust accuracy", not more_iterations,
                f"PGD-L2 eps={c.sanity_l2_budget:g}: {base.accuracy:.3f} with "
                f"{c.pgd_iterations} iterations, {runs['more_iterations'].accuracy:.3f} with "
-               f"{2 * c.pgd_iterations}"),
-        _check("more restarts do not raise robust accuracy",
-               runs["more_restarts"].accuracy <= base.accuracy + tol,
+               f"{2 * c.pgd_iterations}; {iterations_test}"),
+        _check("more restarts do not raise robust accuracy", not more_restarts,
                f"PGD-L2 eps={c.sanity_l2_budget:g}: {base.accuracy:.3f} with "
                f"{c.pgd_restarts} restart(s), {runs['more_restarts'].accuracy:.3f} with "
-               f"{2 * c.pgd_restarts} (other random starts)"),
+               f"{2 * c.pgd_restarts} (other random starts); {restarts_test}"),
     ]
     if stochastic:
         fewer = runs["fewer_eot_samples"]
+        more_samples, samples_test = raised_significantly(fewer, base, c)
         checks.append(_check(
-            "more EOT samples do not raise robust accuracy",
-            base.accuracy <= fewer.accuracy + tol,
+            "more EOT samples do not raise robust accuracy", not more_samples,
             f"PGD-L2 eps={c.sanity_l2_budget:g}: {fewer.accuracy:.3f} with "
-            f"{max(1, c.eot_samples // 10)} samples, {base.accuracy:.3f} with {c.eot_samples}"))
+            f"{max(1, c.eot_samples // 10)} samples, {base.accuracy:.3f} with "
+            f"{c.eot_samples}; {samples_test}"))
     else:
         checks.append(_check("more EOT samples do not raise robust accuracy", None,
                              "deterministic predictive: no samples"))
@@ -444,6 +478,33 @@ def sanity_checks(c: AdaptiveConfig, outcomes: dict[str, Outcome],
             f"robust accuracy at L2 eps={c.small_l2_budget:g}: {at_small:.3f} "
             f"(must be <= {c.broken_accuracy:g})"))
     return checks
+
+
+def outcomes_of(result: dict[str, Any]) -> dict[str, Outcome]:
+    """The per-image outcomes stored in an `evaluate` result (or an adaptive.json)."""
+    out = {}
+    for name, a in result["attacks"].items():
+        s, pe = a["summary"], a["per_example"]
+        extra = {k: v for k, v in s.items() if k not in OUTCOME_SUMMARY_KEYS}
+        out[name] = Outcome(name, s["norm"], s["budget"], np.asarray(pe["success"], bool),
+                            np.asarray(pe["l2"], np.float64), np.asarray(pe["linf"], np.float64),
+                            np.asarray(pe["classifier_accuracy"], np.float64), s["seconds"],
+                            extra)
+    return out
+
+
+OUTCOME_SUMMARY_KEYS = ("attack", "norm", "budget", "robust_accuracy",
+                        "classifier_expected_accuracy", "n_success", "median_l2_of_successes",
+                        "median_linf_of_successes", "seconds")
+
+
+def recheck(result: dict[str, Any], config: AdaptiveConfig) -> list[dict[str, Any]]:
+    """The sanity checks of a stored result, decided again with `config`'s decision
+    parameters (tolerance, significance, broken_accuracy) from its per-image outcomes; the
+    attack parameters must be those the result was computed with."""
+    outcomes = outcomes_of(result)
+    runs = {key: outcomes.pop(key) for key in SANITY_RUNS if key in outcomes}
+    return sanity_checks(config, outcomes, runs, result["curves"], result["stochastic"])
 
 
 def format_checks(checks: list[dict[str, Any]]) -> list[str]:

@@ -22,7 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from deepvib.attacks.adaptive import AdaptiveConfig, all_passed, evaluate, format_checks
+from deepvib.attacks.adaptive import (
+    AdaptiveConfig,
+    all_passed,
+    evaluate,
+    format_checks,
+    recheck,
+)
 from deepvib.experiments.records import jsonable
 from deepvib.training import atomic
 
@@ -45,6 +51,18 @@ def params(config: AdaptiveConfig, num_images: int, mode: str, dataset: str | No
            data_dir: str | None) -> dict[str, Any]:
     return {"num_images": num_images, "mode": mode, "dataset": dataset, "data_dir": data_dir,
             **config.to_dict()}
+
+
+# Parameters that only decide the sanity checks: a record that differs from a request only in
+# these (or lacks them: written before they existed) is decided again, not recomputed.
+DECISION_PARAMS = ("tolerance", "significance", "broken_accuracy")
+
+
+def same_attacks(saved: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    def attacks(p):
+        return {k: v for k, v in p.items() if k not in DECISION_PARAMS}
+
+    return attacks(saved) == attacks(wanted)
 
 
 def check_inputs(model_dirs: list[str], output_dir: str, num_images: int, mode: str) -> None:
@@ -102,7 +120,14 @@ def run(model_dirs: list[str], output_dir: str, config: AdaptiveConfig, *, num_i
     for job in jobs_for(model_dirs, output_dir):
         if os.path.exists(job.output_path):
             saved = atomic.read_json(job.output_path)
-            if saved.get("params") == wanted and not overwrite:
+            if same_attacks(saved.get("params", {}), wanted) and not overwrite:
+                if saved["params"] != wanted:
+                    saved = {**saved, "params": wanted, "sanity": recheck(saved, config)}
+                    atomic.write_json(job.output_path, jsonable(saved))
+                    log(f"{job.run_name}: sanity checks decided again with this request's "
+                        "tolerance / significance")
+                    for line in format_checks(saved["sanity"]):
+                        log(f"{job.run_name}: {line}")
                 log(f"{job.run_name}: {job.output_path} already holds this evaluation; skipped")
                 records.append(saved)
                 continue
