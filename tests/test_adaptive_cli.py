@@ -76,6 +76,41 @@ def test_rerun_skips_finished_models(evaluated) -> None:
     assert other.returncode == 2 and "other parameters" in other.stderr
 
 
+def paper_protocol(runs, out_dir: str, targeted: bool) -> str:
+    """Tiny untargeted (or targeted) CW through bin/attack's code on both runs."""
+    from deepvib.experiments import robustness
+    from deepvib.experiments.attack_config import AttackConfig
+
+    config = AttackConfig(attack="cw_l2", num_images=6, max_iterations=20,
+                          binary_search_steps=2, learning_rate=0.1, initial_const=1.0,
+                          targeted=targeted)
+    jobs = robustness.prepare_jobs([runs["vib"], runs["deterministic"]], config, out_dir)
+    robustness.run_jobs(jobs, config, log=lambda line: None)
+    return out_dir
+
+
+def test_figure4b_redrawn_beside_the_papers_protocol(evaluated, tmp_path) -> None:
+    runs, out, _ = evaluated
+    paper = paper_protocol(runs, str(tmp_path / "paper"), targeted=False)
+    summary_dir = str(tmp_path / "summary")
+    proc = run_tool("--summary_only", f"--output_dir={out}", f"--paper_protocol_dir={paper}",
+                    f"--summary_output_dir={summary_dir}")
+    assert proc.returncode == 0, proc.stderr
+    with open(os.path.join(summary_dir, SUMMARY_JSON)) as f:
+        rows = {p["run_name"]: p for p in json.load(f)["paper_protocol"]}
+    for name in ("vib", "deterministic"):
+        with open(os.path.join(paper, name, "attack.json")) as f:
+            attack = json.load(f)["summary"]
+        assert rows[name]["accuracy_under_attack"] == attack["accuracy_under_attack"]
+    assert rows["vib"]["beta"] > 0 and rows["deterministic"]["beta"] is None
+    with open(os.path.join(summary_dir, "figure4b_adaptive.png"), "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    targeted = paper_protocol(runs, str(tmp_path / "targeted"), targeted=True)
+    bad = run_tool("--summary_only", f"--output_dir={out}", f"--paper_protocol_dir={targeted}",
+                   f"--summary_output_dir={summary_dir}")
+    assert bad.returncode == 2 and "targeted attack" in bad.stderr
+
+
 @pytest.mark.parametrize("args, message", [
     (["--output_dir=x"], "--model_dirs is required"),
     (["--model_dirs=/nonexistent", "--output_dir=x"], "not a bin/train run directory"),

@@ -34,6 +34,7 @@ from deepvib.training import atomic
 
 ADAPTIVE_JSON = "adaptive.json"
 SUMMARY_JSON = "adaptive_summary.json"
+FIGURE4B_PNG = "figure4b_adaptive.png"
 RECORD_FORMAT = "deepvib.adaptive/1"
 MODES = ("sampled", "mean")
 
@@ -198,21 +199,56 @@ def load_records(output_dir: str) -> list[dict[str, Any]]:
                                           r["params"]["mode"], r["beta"] or 0.0))
 
 
-def write_summary(output_dirs: list[str], summary_dir: str) -> dict[str, str]:
+def paper_protocol_of(experiment_dir: str) -> list[dict[str, Any]]:
+    """The numbers of an untargeted `bin/attack` experiment (the paper's protocol) that
+    Figure 4(b) redrawn and the summary use, one dict per run."""
+    from deepvib.experiments.records import load_records as load_attack_records
+
+    out = []
+    for r in load_attack_records(experiment_dir):
+        if r.targeted:
+            raise ValueError(f"{experiment_dir}: {r.run_name} is a targeted attack; the "
+                             "adaptive evaluation is untargeted")
+        p = r.raw.get("params") or {}
+        out.append({"run_name": r.run_name, "model_kind": r.model_kind, "beta": r.beta,
+                    "n": int(r.summary["n"]),
+                    "accuracy_under_attack": r.summary["accuracy_under_attack"],
+                    "redrawn_accuracy_under_attack":
+                        r.summary.get("redrawn_accuracy_under_attack"),
+                    "attack_samples": p.get("attack_samples"),
+                    "binary_search_steps": p.get("binary_search_steps"),
+                    "max_iterations": p.get("max_iterations"),
+                    "seconds": r.raw.get("seconds")})
+    return out
+
+
+def write_summary(output_dirs: list[str], summary_dir: str,
+                  paper_protocol_dir: str | None = None) -> dict[str, str]:
     """adaptive_summary.json and the accuracy-budget figures for the records of
-    `output_dirs` (e.g. a sampled-mode and a mean-mode evaluation), written to `summary_dir`."""
-    from deepvib.experiments.adaptive_figures import budget_figure
+    `output_dirs` (e.g. a sampled-mode and a mean-mode evaluation), written to `summary_dir`;
+    with `paper_protocol_dir` (untargeted `bin/attack` output on the same models) also the
+    paper-protocol numbers and Figure 4(b) redrawn."""
+    from deepvib.experiments.adaptive_figures import budget_figure, figure4b_adaptive
 
     records = [r for d in output_dirs for r in load_records(d)]
     summaries = [summary_of(r) for r in records]
+    paper = paper_protocol_of(paper_protocol_dir) if paper_protocol_dir else []
     os.makedirs(summary_dir, exist_ok=True)
     written = {"summary": os.path.join(summary_dir, SUMMARY_JSON)}
-    atomic.write_json(written["summary"], jsonable({"format": "deepvib.adaptive_summary/1",
-                                                     "models": summaries}))
+    summary: dict[str, Any] = {"format": "deepvib.adaptive_summary/1", "models": summaries}
+    if paper:
+        summary["paper_protocol"] = paper
     for norm in ("l2", "linf"):
         path = os.path.join(summary_dir, f"accuracy_budget_{norm}.png")
         budget_figure(summaries, norm, path)
         written[f"accuracy_budget_{norm}"] = path
+    if paper or any(s["model_kind"] == "vib" for s in summaries):
+        l2 = tuple(sorted({r["budget"] for s in summaries for r in s["robust_accuracy"]
+                           if r["norm"] == "l2"}))
+        path = os.path.join(summary_dir, FIGURE4B_PNG)
+        figure4b_adaptive(summaries, paper, l2, path)
+        written["figure4b"] = path
+    atomic.write_json(written["summary"], jsonable(summary))
     return written
 
 

@@ -1,7 +1,14 @@
-"""Accuracy-budget curves of the adaptive robustness evaluation (Carlini et al. 2019, for the
-models of Alemi et al. 2017, section 4.2): robust accuracy vs L2 or L-inf budget, from every
-attack per image (solid) and from the minimal-norm CW attack alone (dashed), with the
-fixed-budget PGD results as markers. English legends and a provenance line."""
+"""Figures of the adaptive robustness evaluation (Carlini et al. 2019, for the models of Alemi
+et al. 2017, section 4.2):
+
+- accuracy-budget curves: robust accuracy vs L2 or L-inf budget, from every attack per image
+  (solid) and from the minimal-norm CW attack alone (dashed), with the fixed-budget PGD
+  results as markers;
+- Figure 4(b) redrawn: accuracy under attack vs beta, the paper's protocol (CW on the
+  12-sample predictive, success on one draw) beside the strongest adaptive attack (EOT,
+  success on the expected predictive) at fixed L2 budgets and unbounded, and mean mode.
+
+English legends and a provenance line."""
 
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
 from deepvib.experiments.adaptive import label, provenance  # noqa: E402
 
@@ -41,5 +49,85 @@ def budget_figure(summaries: list[dict[str, Any]], norm: str, path: str) -> None
     ax.set_title(f"Accuracy under attack vs {NORM_NAMES[norm]} budget", fontsize=11)
     fig.text(0.01, 0.01, provenance(summaries), fontsize=6.5, wrap=True)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _vib_series(summaries: list[dict[str, Any]], value) -> tuple[list[float], list[float]]:
+    """(betas, mean value per beta) of the VIB summaries, increasing beta."""
+    by_beta: dict[float, list[float]] = {}
+    for s in summaries:
+        if s["model_kind"] == "vib" and s["beta"]:
+            by_beta.setdefault(float(s["beta"]), []).append(value(s))
+    betas = sorted(by_beta)
+    return betas, [float(np.mean(by_beta[b])) for b in betas]
+
+
+def strongest_at(summary: dict[str, Any], eps: float | None) -> float:
+    """Robust accuracy under the strongest attack at L2 budget eps (None: unbounded)."""
+    if eps is None:
+        return float(summary["never_broken"])
+    row = next((r for r in summary["robust_accuracy"]
+                if r["norm"] == "l2" and abs(r["budget"] - eps) < 1e-9), None)
+    if row is None:
+        raise ValueError(f"no L2 budget {eps:g} in the adaptive evaluation of "
+                         f"{summary['run_name']}")
+    return float(row["strongest"])
+
+
+def figure4b_adaptive(summaries: list[dict[str, Any]], paper: list[dict[str, Any]],
+                      l2_budgets: tuple[float, ...], path: str) -> None:
+    """Accuracy under attack vs beta (log axis); baselines as horizontal lines.
+
+    `summaries`: adaptive summaries (`summary_of`), sampled and mean mode; `paper`: the
+    paper-protocol numbers per run (`paper_protocol_of`).
+    """
+    sampled = [s for s in summaries if s["mode"] == "sampled"]
+    mean_mode = [s for s in summaries if s["mode"] == "mean"]
+    fig, ax = plt.subplots(figsize=(11.0, 5.2))
+    styles = ["-", "-.", ":", (0, (5, 1))]
+    budgets: list[float | None] = [*l2_budgets, None]
+    for eps, style in zip(budgets, styles, strict=False):
+        what = "any L2" if eps is None else f"L2 ≤ {eps:g}"
+        betas, acc = _vib_series(sampled, lambda s, e=eps: strongest_at(s, e))
+        if betas:
+            ax.plot(betas, acc, "s", linestyle=style, color="black",
+                    label=f"VIB, EOT + expected-predictive judge, strongest attack, {what}")
+        for kind, colour in (("deterministic", "red"), ("dropout", "tab:orange")):
+            level = [strongest_at(s, eps) for s in sampled if s["model_kind"] == kind]
+            if level:
+                ax.axhline(float(np.mean(level)), color=colour, linestyle=style, linewidth=1.0,
+                           label=f"{kind}, strongest attack, {what}")
+    for eps in l2_budgets[-1:]:
+        betas, acc = _vib_series(mean_mode, lambda s, e=eps: strongest_at(s, e))
+        if betas:
+            ax.plot(betas, acc, "v", linestyle="--", color="0.5",
+                    label=f"VIB, mean mode (z = μ), strongest attack, L2 ≤ {eps:g}")
+    betas, acc = _vib_series(paper, lambda p: p["accuracy_under_attack"])
+    if betas:
+        ax.plot(betas, acc, "o", linestyle="--", color="tab:blue",
+                label="VIB, the paper's protocol: CW on the 12-sample predictive, one draw")
+    for kind, colour in (("deterministic", "red"), ("dropout", "tab:orange")):
+        level = [p["accuracy_under_attack"] for p in paper if p["model_kind"] == kind]
+        if level:
+            ax.axhline(float(np.mean(level)), color=colour, linestyle="--", linewidth=0.8,
+                       alpha=0.6, label=f"{kind}, the paper's protocol (CW on logits)")
+    if not ax.lines:
+        raise ValueError("Figure 4(b) needs at least one model")
+    ax.set_xscale("log")
+    ax.set_xlabel(r"$\beta$")
+    ax.set_ylabel("accuracy under untargeted attack")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    ax.set_title("Figure 4(b) redrawn: the paper's protocol against an adaptive attack",
+                 fontsize=10)
+    text = provenance(summaries)
+    cw = sorted({(p["binary_search_steps"], p["max_iterations"]) for p in paper})
+    if cw:
+        text += ("; paper's protocol: CW " + ", ".join(f"{a}×{b}" for a, b in cw)
+                 + f" it., {sorted({p['n'] for p in paper})[0]} images")
+    fig.text(0.01, 0.01, text, fontsize=6, wrap=True)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
