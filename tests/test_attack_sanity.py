@@ -4,6 +4,8 @@ passes for a sound attack on a noisy affine model and fails for a deliberately b
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -17,6 +19,7 @@ from deepvib.attacks.adaptive import (
     format_checks,
     raised_significantly,
     recheck,
+    sanity_checks,
     sign_test_p,
     zero_noise,
 )
@@ -121,6 +124,8 @@ def test_config_rejects_bad_values() -> None:
         AdaptiveConfig(cw_confidence=-0.1)
     with pytest.raises(ValueError, match="significance"):
         AdaptiveConfig(significance=0.0)
+    with pytest.raises(ValueError, match="tolerance"):
+        AdaptiveConfig(tolerance=float("nan"))
 
 
 def test_cw_confidence_is_recorded_only_when_nonzero() -> None:
@@ -168,3 +173,37 @@ def test_recheck_decides_the_stored_outcomes_again(sound) -> None:
     outcomes["large_budget"] = {**large, "per_example": unbroken}
     checks = {c["name"]: c["passed"] for c in recheck({**sound, "attacks": outcomes}, CONFIG)}
     assert checks["accuracy reaches 0 at a large budget"] is False
+
+
+def monotonicity(base: range, more_iterations: range, more_restarts: range,
+                 fewer_samples: range) -> dict[str, bool | None]:
+    """The suite's verdicts on hand-made PGD outcomes (1,000 images; the ranges: broken)."""
+    everything = range(0, 1000)
+    outcomes = {"pgd_l2_1.5": outcome(base), "spsa_linf_0.3": outcome(everything),
+                "pgd_linf_0.3": outcome(everything)}
+    runs = {"more_iterations": outcome(more_iterations), "more_restarts": outcome(more_restarts),
+            "large_budget": outcome(everything), "fewer_eot_samples": outcome(fewer_samples)}
+    checks = sanity_checks(AdaptiveConfig(), outcomes, runs, {"never_broken": 0.0}, True)
+    return {c["name"]: c["passed"] for c in checks}
+
+
+ITERATIONS = "more iterations do not raise robust accuracy"
+RESTARTS = "more restarts do not raise robust accuracy"
+SAMPLES = "more EOT samples do not raise robust accuracy"
+
+
+@pytest.mark.parametrize("runs, failing", [
+    ((range(500), range(500), range(500), range(500)), set()),
+    ((range(500), range(530), range(530), range(470)), set()),  # stronger runs break more
+    ((range(500), range(470), range(500), range(500)), {ITERATIONS}),
+    ((range(500), range(500), range(470), range(500)), {RESTARTS}),
+    ((range(500), range(500), range(500), range(530)), {SAMPLES}),  # 10x samples break fewer
+])
+def test_each_monotonicity_check_compares_the_right_runs(runs, failing) -> None:
+    verdicts = monotonicity(*runs)
+    assert {name for name in (ITERATIONS, RESTARTS, SAMPLES) if verdicts[name] is False} \
+        == failing
+
+
+def test_recheck_without_a_sanity_suite_is_empty(sound) -> None:
+    assert recheck(sound, dataclasses.replace(CONFIG, sanity=False)) == []

@@ -111,6 +111,8 @@ class AdaptiveConfig:
                      "small_l2_budget"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if not (np.isfinite(self.tolerance) and self.tolerance >= 0):
+            raise ValueError(f"tolerance must be finite and >= 0, got {self.tolerance!r}")
         if not 0 < self.significance <= 1:
             raise ValueError(f"significance must be in (0, 1], got {self.significance!r}")
         if not self.cw_confidence >= 0:
@@ -307,6 +309,7 @@ def evaluate(
     }
 
 
+# The keys the sanity suite's extra runs are stored under (`sanity_attacks`).
 SANITY_RUNS = ("more_iterations", "more_restarts", "large_budget", "fewer_eot_samples")
 
 
@@ -433,27 +436,27 @@ def sanity_checks(c: AdaptiveConfig, outcomes: dict[str, Outcome],
     tol = c.tolerance
     base = outcomes[f"pgd_l2_{c.sanity_l2_budget:g}"]
     large = runs["large_budget"]
-    more_iterations, iterations_test = raised_significantly(base, runs["more_iterations"], c)
-    more_restarts, restarts_test = raised_significantly(base, runs["more_restarts"], c)
+    iterations_raised, iterations_test = raised_significantly(base, runs["more_iterations"], c)
+    restarts_raised, restarts_test = raised_significantly(base, runs["more_restarts"], c)
     checks = [
         _check("accuracy reaches 0 at a large budget",
                large.accuracy <= tol and curves["never_broken"] <= tol,
                f"PGD-L2 at eps={c.large_l2_budget:g}: {large.accuracy:.3f}; images no attack "
                f"broke: {curves['never_broken']:.3f}"),
-        _check("more iterations do not raise robust accuracy", not more_iterations,
+        _check("more iterations do not raise robust accuracy", not iterations_raised,
                f"PGD-L2 eps={c.sanity_l2_budget:g}: {base.accuracy:.3f} with "
                f"{c.pgd_iterations} iterations, {runs['more_iterations'].accuracy:.3f} with "
                f"{2 * c.pgd_iterations}; {iterations_test}"),
-        _check("more restarts do not raise robust accuracy", not more_restarts,
+        _check("more restarts do not raise robust accuracy", not restarts_raised,
                f"PGD-L2 eps={c.sanity_l2_budget:g}: {base.accuracy:.3f} with "
                f"{c.pgd_restarts} restart(s), {runs['more_restarts'].accuracy:.3f} with "
                f"{2 * c.pgd_restarts} (other random starts); {restarts_test}"),
     ]
     if stochastic:
         fewer = runs["fewer_eot_samples"]
-        more_samples, samples_test = raised_significantly(fewer, base, c)
+        samples_raised, samples_test = raised_significantly(fewer, base, c)
         checks.append(_check(
-            "more EOT samples do not raise robust accuracy", not more_samples,
+            "more EOT samples do not raise robust accuracy", not samples_raised,
             f"PGD-L2 eps={c.sanity_l2_budget:g}: {fewer.accuracy:.3f} with "
             f"{max(1, c.eot_samples // 10)} samples, {base.accuracy:.3f} with "
             f"{c.eot_samples}; {samples_test}"))
@@ -480,28 +483,30 @@ def sanity_checks(c: AdaptiveConfig, outcomes: dict[str, Outcome],
     return checks
 
 
+OUTCOME_SUMMARY_KEYS = ("attack", "norm", "budget", "robust_accuracy",
+                        "classifier_expected_accuracy", "n_success", "median_l2_of_successes",
+                        "median_linf_of_successes", "seconds")
+
+
 def outcomes_of(result: dict[str, Any]) -> dict[str, Outcome]:
     """The per-image outcomes stored in an `evaluate` result (or an adaptive.json)."""
     out = {}
     for name, a in result["attacks"].items():
         s, pe = a["summary"], a["per_example"]
         extra = {k: v for k, v in s.items() if k not in OUTCOME_SUMMARY_KEYS}
-        out[name] = Outcome(name, s["norm"], s["budget"], np.asarray(pe["success"], bool),
+        out[name] = Outcome(s["attack"], s["norm"], s["budget"], np.asarray(pe["success"], bool),
                             np.asarray(pe["l2"], np.float64), np.asarray(pe["linf"], np.float64),
                             np.asarray(pe["classifier_accuracy"], np.float64), s["seconds"],
                             extra)
     return out
 
 
-OUTCOME_SUMMARY_KEYS = ("attack", "norm", "budget", "robust_accuracy",
-                        "classifier_expected_accuracy", "n_success", "median_l2_of_successes",
-                        "median_linf_of_successes", "seconds")
-
-
 def recheck(result: dict[str, Any], config: AdaptiveConfig) -> list[dict[str, Any]]:
     """The sanity checks of a stored result, decided again with `config`'s decision
     parameters (tolerance, significance, broken_accuracy) from its per-image outcomes; the
     attack parameters must be those the result was computed with."""
+    if not config.sanity:
+        return []
     outcomes = outcomes_of(result)
     runs = {key: outcomes.pop(key) for key in SANITY_RUNS if key in outcomes}
     return sanity_checks(config, outcomes, runs, result["curves"], result["stochastic"])

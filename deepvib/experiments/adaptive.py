@@ -60,7 +60,8 @@ DECISION_PARAMS = ("tolerance", "significance", "broken_accuracy")
 
 
 def same_attacks(saved: dict[str, Any], wanted: dict[str, Any]) -> bool:
-    def attacks(p):
+    """Do two parameter sets run the same attacks (whatever decides the checks)?"""
+    def attacks(p: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in p.items() if k not in DECISION_PARAMS}
 
     return attacks(saved) == attacks(wanted)
@@ -123,10 +124,12 @@ def run(model_dirs: list[str], output_dir: str, config: AdaptiveConfig, *, num_i
             saved = atomic.read_json(job.output_path)
             if same_attacks(saved.get("params", {}), wanted) and not overwrite:
                 if saved["params"] != wanted:
-                    saved = {**saved, "params": wanted, "sanity": recheck(saved, config)}
+                    decided = {k: wanted[k] for k in DECISION_PARAMS}
+                    saved = {**saved, "params": wanted, "config": {**saved["config"], **decided},
+                             "sanity": recheck(saved, config)}
                     atomic.write_json(job.output_path, jsonable(saved))
                     log(f"{job.run_name}: sanity checks decided again with this request's "
-                        "tolerance / significance")
+                        "tolerance / significance / broken_accuracy")
                     for line in format_checks(saved["sanity"]):
                         log(f"{job.run_name}: {line}")
                 log(f"{job.run_name}: {job.output_path} already holds this evaluation; skipped")
@@ -210,6 +213,9 @@ def paper_protocol_of(experiment_dir: str) -> list[dict[str, Any]]:
             raise ValueError(f"{experiment_dir}: {r.run_name} is a targeted attack; the "
                              "adaptive evaluation is untargeted")
         p = r.raw.get("params") or {}
+        if p.get("attack") != "cw_l2":
+            raise ValueError(f"{experiment_dir}: {r.run_name} was attacked with "
+                             f"{p.get('attack')!r}; the paper's protocol is cw_l2")
         out.append({"run_name": r.run_name, "model_kind": r.model_kind, "beta": r.beta,
                     "n": int(r.summary["n"]),
                     "accuracy_under_attack": r.summary["accuracy_under_attack"],
@@ -238,17 +244,17 @@ def write_summary(output_dirs: list[str], summary_dir: str,
     summary: dict[str, Any] = {"format": "deepvib.adaptive_summary/1", "models": summaries}
     if paper:
         summary["paper_protocol"] = paper
+    atomic.write_json(written["summary"], jsonable(summary))
     for norm in ("l2", "linf"):
         path = os.path.join(summary_dir, f"accuracy_budget_{norm}.png")
         budget_figure(summaries, norm, path)
         written[f"accuracy_budget_{norm}"] = path
     if paper or any(s["model_kind"] == "vib" for s in summaries):
-        l2 = tuple(sorted({r["budget"] for s in summaries for r in s["robust_accuracy"]
-                           if r["norm"] == "l2"}))
+        l2 = set.intersection(*({r["budget"] for r in s["robust_accuracy"] if r["norm"] == "l2"}
+                                for s in summaries))  # budgets every evaluation ran
         path = os.path.join(summary_dir, FIGURE4B_PNG)
-        figure4b_adaptive(summaries, paper, l2, path)
+        figure4b_adaptive(summaries, paper, tuple(sorted(l2)), path)
         written["figure4b"] = path
-    atomic.write_json(written["summary"], jsonable(summary))
     return written
 
 

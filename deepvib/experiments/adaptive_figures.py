@@ -12,6 +12,7 @@ English legends and a provenance line."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import matplotlib
@@ -53,7 +54,8 @@ def budget_figure(summaries: list[dict[str, Any]], norm: str, path: str) -> None
     plt.close(fig)
 
 
-def _vib_series(summaries: list[dict[str, Any]], value) -> tuple[list[float], list[float]]:
+def _vib_series(summaries: list[dict[str, Any]],
+                value: Callable[[dict[str, Any]], float]) -> tuple[list[float], list[float]]:
     """(betas, mean value per beta) of the VIB summaries, increasing beta."""
     by_beta: dict[float, list[float]] = {}
     for s in summaries:
@@ -85,9 +87,10 @@ def figure4b_adaptive(summaries: list[dict[str, Any]], paper: list[dict[str, Any
     sampled = [s for s in summaries if s["mode"] == "sampled"]
     mean_mode = [s for s in summaries if s["mode"] == "mean"]
     fig, ax = plt.subplots(figsize=(11.0, 5.2))
-    styles = ["-", "-.", ":", (0, (5, 1))]
+    styles = ["-", "-.", (0, (5, 1)), (0, (1, 3)), (0, (3, 1, 1, 1))]
     budgets: list[float | None] = [*l2_budgets, None]
-    for eps, style in zip(budgets, styles, strict=False):
+    for i, eps in enumerate(budgets):
+        style = ":" if eps is None else styles[i % len(styles)]
         what = "any L2" if eps is None else f"L2 ≤ {eps:g}"
         betas, acc = _vib_series(sampled, lambda s, e=eps: strongest_at(s, e))
         if betas:
@@ -105,8 +108,10 @@ def figure4b_adaptive(summaries: list[dict[str, Any]], paper: list[dict[str, Any
                     label=f"VIB, mean mode (z = μ), strongest attack, L2 ≤ {eps:g}")
     betas, acc = _vib_series(paper, lambda p: p["accuracy_under_attack"])
     if betas:
+        samples = sorted({p["attack_samples"] for p in paper if p["model_kind"] == "vib"})
+        how = " / ".join("mean mode" if s == 0 else f"{s}-sample predictive" for s in samples)
         ax.plot(betas, acc, "o", linestyle="--", color="tab:blue",
-                label="VIB, the paper's protocol: CW on the 12-sample predictive, one draw")
+                label=f"VIB, the paper's protocol: CW on the {how}, success on one draw")
     for kind, colour in (("deterministic", "red"), ("dropout", "tab:orange")):
         level = [p["accuracy_under_attack"] for p in paper if p["model_kind"] == kind]
         if level:
@@ -126,7 +131,7 @@ def figure4b_adaptive(summaries: list[dict[str, Any]], paper: list[dict[str, Any
     cw = sorted({(p["binary_search_steps"], p["max_iterations"]) for p in paper})
     if cw:
         text += ("; paper's protocol: CW " + ", ".join(f"{a}×{b}" for a, b in cw)
-                 + f" it., {sorted({p['n'] for p in paper})[0]} images")
+                 + f" it., {'/'.join(str(n) for n in sorted({p['n'] for p in paper}))} images")
     fig.text(0.01, 0.01, text, fontsize=6, wrap=True)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(path, dpi=120)
