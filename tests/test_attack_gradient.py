@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from deepvib.attacks import fgsm, pgd
+from deepvib.attacks.gradient import margin_loss
 
 DIM = 16
 SHAPE = (4, 4, 1)
@@ -126,9 +127,41 @@ def test_pgd_random_start_is_seeded() -> None:
     assert not np.array_equal(a, c)
 
 
+def test_margin_loss_by_hand() -> None:
+    logits = tf.constant([[2.0, 5.0, -1.0], [0.0, -3.0, 4.0]])
+    np.testing.assert_allclose(margin_loss(tf.constant([1, 0]), logits).numpy(), [-3.0, 4.0])
+
+
+def test_margin_pgd_breaks_a_saturated_model_that_stalls_cross_entropy() -> None:
+    """Logits scaled x1000: the softmax is exactly one-hot in float32 at most clean images, so
+    the cross-entropy's input gradient is 0 there and PGD-L2 (no random start) cannot move;
+    the margin's gradient is w_j - w_y whatever the scale, and reaches the closed-form
+    boundary."""
+    _, weights, x, labels = setup_problem(k=2, n=10, seed=4)
+    w = tf.constant(1000 * weights)
+
+    def saturated(images: tf.Tensor) -> tf.Tensor:
+        return tf.matmul(tf.reshape(images, [-1, DIM]) - CENTER, w)
+
+    z = (x.reshape(len(x), -1) - CENTER) @ weights
+    distance = np.abs(z[:, 0] - z[:, 1]) / np.linalg.norm(weights[:, 0] - weights[:, 1])
+    eps = 1.5 * float(distance.max())
+    assert eps < 0.4  # the minimal perturbation stays inside the box
+    args = (saturated, x, labels, eps, eps / 10, 30)
+    _, ce = pgd(*args, norm=2, rand_init=False)
+    _, margin = pgd(*args, norm=2, rand_init=False, loss="margin")
+    saturated_images = 1000 * np.abs(z[:, 0] - z[:, 1]) > 120  # exp(-120) is 0 in float32
+    assert saturated_images.sum() >= 5
+    assert not ce.success[saturated_images].any()
+    np.testing.assert_array_equal(ce.l2[saturated_images], 0.0)
+    assert margin.success.all()
+    assert margin.params["loss"] == "margin"
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
+        ({"loss": "hinge"}, "loss must be one of"),
         ({"eps": 0.01, "eps_iter": 0.02}, "eps_iter"),
         ({"norm": 1}, "norm"),
         ({"nb_iter": 0}, "nb_iter"),

@@ -207,3 +207,22 @@ def test_each_monotonicity_check_compares_the_right_runs(runs, failing) -> None:
 
 def test_recheck_without_a_sanity_suite_is_empty(sound) -> None:
     assert recheck(sound, dataclasses.replace(CONFIG, sanity=False)) == []
+
+
+@pytest.mark.parametrize("loss, reaches_zero", [("cross_entropy", False), ("margin", True)])
+def test_suite_catches_a_saturated_cross_entropy(loss, reaches_zero) -> None:
+    """A confident deterministic model (logits x1000: its softmax is one-hot in float32): PGD
+    on the cross-entropy gets no gradient and leaves images unbroken at a large budget, which
+    the suite flags; PGD on the margin breaks them all (as found on MNIST, docs/robustness.md)."""
+    rng = np.random.default_rng(1)
+    w = tf.constant(1000 * rng.normal(size=(DIM, 3)).astype(np.float32))
+
+    def logits_fn(images):
+        return tf.matmul(tf.reshape(images, [-1, DIM]) - 0.5, w)
+
+    x = rng.uniform(0.3, 0.7, size=(8, *SHAPE)).astype(np.float32)
+    labels = np.argmax(logits_fn(x).numpy(), 1)
+    config = dataclasses.replace(CONFIG, pgd_loss=loss, pgd_step_factor=1.0)
+    result = evaluate(zero_noise(logits_fn), x, labels, config, stochastic=False,
+                      log=lambda s: None)
+    assert checks_by_name(result)["accuracy reaches 0 at a large budget"] is reaches_zero

@@ -38,7 +38,7 @@ from deepvib.attacks.eot import (
     expected_probs,
     sampled_classifier_accuracy,
 )
-from deepvib.attacks.gradient import pgd
+from deepvib.attacks.gradient import LOSSES, pgd
 from deepvib.attacks.results import perturbation_norms
 from third_party.cleverhans_tf2 import spsa
 
@@ -76,6 +76,9 @@ class AdaptiveConfig:
     pgd_iterations: int = 100
     pgd_restarts: int = 1
     pgd_step_factor: float = 2.5
+    # PGD's objective: "margin" (max_{i != y} s_i - s_y on the scores) or "cross_entropy",
+    # whose gradient vanishes on a confident deterministic model (docs/robustness.md).
+    pgd_loss: str = "margin"
     # SPSA (L-inf), gradient-free.
     spsa_eps: float = 0.3
     spsa_iterations: int = 100
@@ -111,6 +114,9 @@ class AdaptiveConfig:
                      "small_l2_budget"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if self.pgd_loss not in LOSSES:
+            raise ValueError(f"pgd_loss must be one of {', '.join(LOSSES)}, got "
+                             f"{self.pgd_loss!r}")
         if not (np.isfinite(self.tolerance) and self.tolerance >= 0):
             raise ValueError(f"tolerance must be finite and >= 0, got {self.tolerance!r}")
         if not 0 < self.significance <= 1:
@@ -124,12 +130,15 @@ class AdaptiveConfig:
             raise ValueError("pgd_step_factor must be <= pgd_iterations (step <= eps)")
 
     def to_dict(self) -> dict[str, Any]:
-        """The parameters; cw_confidence only when nonzero, so records written before it
-        existed (kappa = 0) still match a run with cw_confidence=0."""
+        """The parameters; cw_confidence only when nonzero and pgd_loss only when not the
+        cross-entropy, so records written before they existed (kappa = 0, cross-entropy)
+        still match a run with those values."""
         out = {k: list(v) if isinstance(v, tuple) else v
                for k, v in dataclasses.asdict(self).items()}
         if not self.cw_confidence:
             del out["cw_confidence"]
+        if self.pgd_loss == "cross_entropy":
+            del out["pgd_loss"]
         return out
 
 
@@ -253,7 +262,7 @@ class Evaluator:
             adversarial, _ = pgd(scores, self.images, self.labels, eps,
                                  c.pgd_step_factor * eps / c.pgd_iterations, iterations,
                                  norm=np.inf if norm == "linf" else 2, rand_init=True,
-                                 seed=seed)
+                                 seed=seed, loss=c.pgd_loss)
             new = (self.judge(adversarial) != self.labels) & ~broken
             best[new] = adversarial[new]
             broken |= new

@@ -273,8 +273,9 @@ def provenance(summaries: list[dict[str, Any]]) -> str:
     return (f"first {p['num_images']} MNIST test images; models trained "
             f"{'/'.join(str(e) for e in epochs)} epochs; CW {p['cw_binary_search_steps']}×"
             f"{p['cw_max_iterations']} it. (κ {p.get('cw_confidence', 0.0):g}), "
-            f"PGD {p['pgd_iterations']} it. × "
-            f"{p['pgd_restarts']} restart(s), SPSA {p['spsa_iterations']} it.; EOT "
+            f"PGD {p['pgd_iterations']} it. × {p['pgd_restarts']} restart(s) "
+            f"({p.get('pgd_loss', 'cross_entropy').replace('_', '-')} loss), "
+            f"SPSA {p['spsa_iterations']} it. (ε {p['spsa_eps']:g}); EOT "
             f"{p['eot_samples']} samples (CRN: {'yes' if p['common_random_numbers'] else 'no'}),"
             f" success judged on {p['judge_samples']} independent samples")
 

@@ -9,7 +9,8 @@ directly. `cleverhans.tf2.attacks.projected_gradient_descent` also runs, but its
 uses unseeded `tf.random` ops (not reproducible without setting TensorFlow's global seed) and
 checks `eps_iter <= eps` with a bare `assert`. The PGD loop below is upstream's loop (one
 `fast_gradient_method` step, `clip_eta` projection onto the eps-ball, box clipping) with a
-seeded, stateless random start drawn like upstream's `random_lp_vector`.
+seeded, stateless random start drawn like upstream's `random_lp_vector`. Both pass upstream's
+`loss_fn` through (None: upstream's softmax cross-entropy).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from cleverhans.tf2.attacks.fast_gradient_method import (
 from cleverhans.tf2.utils import clip_eta
 
 LogitsFn = Callable[[tf.Tensor], tf.Tensor]
+LossFn = Callable[..., tf.Tensor]  # upstream's contract: loss_fn(labels=..., logits=...)
 
 
 def fast_gradient_method(
@@ -36,10 +38,11 @@ def fast_gradient_method(
     targeted: bool,
     clip_min: float,
     clip_max: float,
+    loss_fn: LossFn | None = None,
 ) -> tf.Tensor:
     """One FGM step. `y` are the true labels (untargeted) or the targets (targeted)."""
     return _upstream_fgm(
-        model_fn, x, eps, norm, clip_min=clip_min, clip_max=clip_max,
+        model_fn, x, eps, norm, loss_fn=loss_fn, clip_min=clip_min, clip_max=clip_max,
         y=tf.convert_to_tensor(y, tf.int64), targeted=targeted,
     )
 
@@ -70,6 +73,7 @@ def projected_gradient_descent(
     clip_max: float,
     rand_init: bool = True,
     seed: int = 0,
+    loss_fn: LossFn | None = None,
 ) -> tf.Tensor:
     """PGD (upstream's loop) with an optional seeded random start in the eps-ball."""
     x = tf.convert_to_tensor(x, tf.float32)
@@ -78,7 +82,7 @@ def projected_gradient_descent(
     for _ in range(nb_iter):
         adv = fast_gradient_method(
             model_fn, adv, y, eps_iter, norm,
-            targeted=targeted, clip_min=clip_min, clip_max=clip_max,
+            targeted=targeted, clip_min=clip_min, clip_max=clip_max, loss_fn=loss_fn,
         )
         adv = tf.clip_by_value(x + clip_eta(adv - x, norm, eps), clip_min, clip_max)
     return adv
