@@ -113,6 +113,11 @@ def test_deterministic_check_applies_to_a_deterministic_model() -> None:
     checks = checks_by_name(result)
     assert checks["deterministic model broken at small budgets"] is True
     assert checks["more EOT samples do not raise robust accuracy"] is None
+    # Another deterministic predictive (dropout, mean mode) is not the reference baseline.
+    other = recheck({**result, "model_kind": "dropout"}, CONFIG)
+    assert {c["name"]: c["passed"] for c in other}[
+        "deterministic model broken at small budgets"] is None
+    assert recheck({**result, "model_kind": "deterministic"}, CONFIG) == result["sanity"]
 
 
 def test_config_rejects_bad_values() -> None:

@@ -285,9 +285,13 @@ class Evaluator:
 
 def evaluate(
     gaussian_fn: GaussianLogitsFn, images: np.ndarray, labels: np.ndarray,
-    config: AdaptiveConfig = AdaptiveConfig(), *, stochastic: bool = True, log: Log = print,
+    config: AdaptiveConfig = AdaptiveConfig(), *, stochastic: bool = True,
+    reference: bool | None = None, log: Log = print,
 ) -> dict[str, Any]:
-    """The full adaptive evaluation; returns a JSON-ready dict (see `docs/robustness.md`)."""
+    """The full adaptive evaluation; returns a JSON-ready dict (see `docs/robustness.md`).
+
+    `reference`: the model is the known non-robust baseline that "deterministic model broken
+    at small budgets" checks (default: any deterministic predictive)."""
     ev = Evaluator(gaussian_fn, images, labels, config, stochastic, log)
     c = config
     started = time.time()
@@ -305,7 +309,8 @@ def evaluate(
         sanity_runs = sanity_attacks(ev, outcomes)
     curves = budget_curves(ev.labels, [*outcomes.values(), *sanity_runs.values()],
                            [outcomes["clean"], outcomes["cw_l2"]])
-    checks = sanity_checks(c, outcomes, sanity_runs, curves, stochastic) if c.sanity else []
+    checks = (sanity_checks(c, outcomes, sanity_runs, curves, stochastic, reference)
+              if c.sanity else [])
     return {
         "config": c.to_dict(), "stochastic": stochastic, "n": int(len(labels)),
         "labels": ev.labels.tolist(),
@@ -440,8 +445,10 @@ def raised_significantly(weaker: Outcome, stronger: Outcome,
 
 def sanity_checks(c: AdaptiveConfig, outcomes: dict[str, Outcome],
                   runs: dict[str, Outcome], curves: dict[str, Any],
-                  stochastic: bool) -> list[dict[str, Any]]:
-    """Carlini et al. (2019)'s checks, each {name, passed (None: not applicable), detail}."""
+                  stochastic: bool, reference: bool | None = None) -> list[dict[str, Any]]:
+    """Carlini et al. (2019)'s checks, each {name, passed (None: not applicable), detail}.
+    `reference`: see `evaluate`."""
+    reference = not stochastic if reference is None else reference
     tol = c.tolerance
     base = outcomes[f"pgd_l2_{c.sanity_l2_budget:g}"]
     large = runs["large_budget"]
@@ -480,9 +487,9 @@ def sanity_checks(c: AdaptiveConfig, outcomes: dict[str, Outcome],
         spsa_out.accuracy >= pgd_linf.accuracy - tol,
         f"L-inf eps={c.spsa_eps:g}: SPSA {spsa_out.accuracy:.3f}, PGD {pgd_linf.accuracy:.3f}; "
         f"{only_spsa} image(s) broken by SPSA only"))
-    if stochastic:
+    if not reference:
         checks.append(_check("deterministic model broken at small budgets", None,
-                             "applies to the deterministic model's evaluation"))
+                             "applies to the deterministic baseline's evaluation"))
     else:
         at_small = robust_accuracy_at(curves, "l2", c.small_l2_budget)
         checks.append(_check(
@@ -518,7 +525,9 @@ def recheck(result: dict[str, Any], config: AdaptiveConfig) -> list[dict[str, An
         return []
     outcomes = outcomes_of(result)
     runs = {key: outcomes.pop(key) for key in SANITY_RUNS if key in outcomes}
-    return sanity_checks(config, outcomes, runs, result["curves"], result["stochastic"])
+    reference = result["model_kind"] == "deterministic" if "model_kind" in result else None
+    return sanity_checks(config, outcomes, runs, result["curves"], result["stochastic"],
+                         reference)
 
 
 def format_checks(checks: list[dict[str, Any]]) -> list[str]:

@@ -123,13 +123,15 @@ def run(model_dirs: list[str], output_dir: str, config: AdaptiveConfig, *, num_i
         if os.path.exists(job.output_path):
             saved = atomic.read_json(job.output_path)
             if same_attacks(saved.get("params", {}), wanted) and not overwrite:
-                if saved["params"] != wanted:
+                checks = recheck(saved, config)  # this request's parameters and rules
+                if saved["params"] != wanted or checks != saved["sanity"]:
                     decided = {k: wanted[k] for k in DECISION_PARAMS}
                     saved = {**saved, "params": wanted, "config": {**saved["config"], **decided},
-                             "sanity": recheck(saved, config)}
+                             "sanity": checks}
                     atomic.write_json(job.output_path, jsonable(saved))
-                    log(f"{job.run_name}: sanity checks decided again with this request's "
-                        "tolerance / significance / broken_accuracy")
+                    log(f"{job.run_name}: sanity checks decided again from the stored outcomes "
+                        "(this request's tolerance / significance / broken_accuracy and the "
+                        "current rules)")
                     for line in format_checks(saved["sanity"]):
                         log(f"{job.run_name}: {line}")
                 log(f"{job.run_name}: {job.output_path} already holds this evaluation; skipped")
@@ -150,7 +152,7 @@ def run(model_dirs: list[str], output_dir: str, config: AdaptiveConfig, *, num_i
         log(f"{job.run_name}: adaptive evaluation ({mode}) on {num_images} images")
         started = time.time()
         result = evaluate(gaussian_fn, images, labels, config, stochastic=stochastic,
-                          log=log)
+                          reference=train_config.model.model == "deterministic", log=log)
         model_config = train_config.model
         record = {
             "format": RECORD_FORMAT, "run_name": job.run_name,
