@@ -214,7 +214,8 @@ def test_recheck_without_a_sanity_suite_is_empty(sound) -> None:
     assert recheck(sound, dataclasses.replace(CONFIG, sanity=False)) == []
 
 
-@pytest.mark.parametrize("loss, reaches_zero", [("cross_entropy", False), ("margin", True)])
+@pytest.mark.parametrize("loss, reaches_zero",
+                         [("cross_entropy", False), ("margin", True), ("both", True)])
 def test_suite_catches_a_saturated_cross_entropy(loss, reaches_zero) -> None:
     """A confident deterministic model (logits x1000: its softmax is one-hot in float32): PGD
     on the cross-entropy gets no gradient and leaves images unbroken at a large budget, which
@@ -231,3 +232,19 @@ def test_suite_catches_a_saturated_cross_entropy(loss, reaches_zero) -> None:
     result = evaluate(zero_noise(logits_fn), x, labels, config, stochastic=False,
                       log=lambda s: None)
     assert checks_by_name(result)["accuracy reaches 0 at a large budget"] is reaches_zero
+
+
+def test_both_losses_break_the_union_of_each() -> None:
+    """pgd_loss="both" runs each restart with each loss (same starts, same draws): an image is
+    broken exactly when the cross-entropy or the margin run breaks it."""
+    from deepvib.attacks.adaptive import Evaluator
+
+    gaussian_fn, x, labels = problem(broken=False, n=24, seed=3)
+    success = {}
+    for loss in ("cross_entropy", "margin", "both"):
+        config = dataclasses.replace(CONFIG, pgd_loss=loss, pgd_iterations=3)
+        ev = Evaluator(gaussian_fn, x, labels, config, log=lambda s: None)
+        success[loss] = ev.pgd("l2", 0.05).success
+    np.testing.assert_array_equal(success["both"],
+                                  success["cross_entropy"] | success["margin"])
+    assert (success["cross_entropy"] ^ success["margin"]).any()  # the union adds something

@@ -276,7 +276,8 @@ def provenance(summaries: list[dict[str, Any]]) -> str:
             f"{'/'.join(str(e) for e in epochs)} epochs; CW {p['cw_binary_search_steps']}×"
             f"{p['cw_max_iterations']} it. (κ {p.get('cw_confidence', 0.0):g}), "
             f"PGD {p['pgd_iterations']} it. × {p['pgd_restarts']} restart(s) "
-            f"({p.get('pgd_loss', 'cross_entropy').replace('_', '-')} loss), "
+            f"({p.get('pgd_loss', 'cross_entropy').replace('_', '-')} loss"
+            f"{'es' if p.get('pgd_loss') == 'both' else ''}), "
             f"SPSA {p['spsa_iterations']} it. (ε {p['spsa_eps']:g}); EOT "
             f"{p['eot_samples']} samples (CRN: {'yes' if p['common_random_numbers'] else 'no'}),"
             f" success judged on {p['judge_samples']} independent samples")
