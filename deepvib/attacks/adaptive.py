@@ -165,6 +165,10 @@ class Outcome:
         return float(np.mean(~self.success))
 
     def summary(self) -> dict[str, Any]:
+        return {**self.measured(), **self.extra}
+
+    def measured(self) -> dict[str, Any]:
+        """The summary's own numbers (without `extra`)."""
         ok = self.success
         return {
             "attack": self.name, "norm": self.norm, "budget": self.budget,
@@ -173,7 +177,7 @@ class Outcome:
             "n_success": int(ok.sum()),
             "median_l2_of_successes": float(np.median(self.l2[ok])) if ok.any() else None,
             "median_linf_of_successes": float(np.median(self.linf[ok])) if ok.any() else None,
-            "seconds": round(self.seconds, 1), **self.extra,
+            "seconds": round(self.seconds, 1),
         }
 
     def per_example(self) -> dict[str, list]:
@@ -505,21 +509,16 @@ def sanity_checks(c: AdaptiveConfig, outcomes: dict[str, Outcome],
     return checks
 
 
-OUTCOME_SUMMARY_KEYS = ("attack", "norm", "budget", "robust_accuracy",
-                        "classifier_expected_accuracy", "n_success", "median_l2_of_successes",
-                        "median_linf_of_successes", "seconds")
-
-
 def outcomes_of(result: dict[str, Any]) -> dict[str, Outcome]:
     """The per-image outcomes stored in an `evaluate` result (or an adaptive.json)."""
     out = {}
     for name, a in result["attacks"].items():
         s, pe = a["summary"], a["per_example"]
-        extra = {k: v for k, v in s.items() if k not in OUTCOME_SUMMARY_KEYS}
-        out[name] = Outcome(s["attack"], s["norm"], s["budget"], np.asarray(pe["success"], bool),
-                            np.asarray(pe["l2"], np.float64), np.asarray(pe["linf"], np.float64),
-                            np.asarray(pe["classifier_accuracy"], np.float64), s["seconds"],
-                            extra)
+        o = Outcome(s["attack"], s["norm"], s["budget"], np.asarray(pe["success"], bool),
+                    np.asarray(pe["l2"], np.float64), np.asarray(pe["linf"], np.float64),
+                    np.asarray(pe["classifier_accuracy"], np.float64), s["seconds"])
+        o.extra = {k: v for k, v in s.items() if k not in o.measured()}
+        out[name] = o
     return out
 
 

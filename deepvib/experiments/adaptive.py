@@ -151,9 +151,9 @@ def run(model_dirs: list[str], output_dir: str, config: AdaptiveConfig, *, num_i
         images, labels = split.images[:num_images], split.labels[:num_images]
         log(f"{job.run_name}: adaptive evaluation ({mode}) on {num_images} images")
         started = time.time()
-        result = evaluate(gaussian_fn, images, labels, config, stochastic=stochastic,
-                          reference=train_config.model.model == "deterministic", log=log)
         model_config = train_config.model
+        result = evaluate(gaussian_fn, images, labels, config, stochastic=stochastic,
+                          reference=model_config.model == "deterministic", log=log)
         record = {
             "format": RECORD_FORMAT, "run_name": job.run_name,
             "model_dir": os.path.abspath(job.model_dir), "model_kind": model_config.model,
@@ -231,16 +231,16 @@ def paper_protocol_of(experiment_dir: str) -> list[dict[str, Any]]:
 
 
 def write_summary(output_dirs: list[str], summary_dir: str,
-                  paper_protocol_dir: str | None = None) -> dict[str, str]:
+                  paper: list[dict[str, Any]] | None = None) -> dict[str, str]:
     """adaptive_summary.json and the accuracy-budget figures for the records of
     `output_dirs` (e.g. a sampled-mode and a mean-mode evaluation), written to `summary_dir`;
-    with `paper_protocol_dir` (untargeted `bin/attack` output on the same models) also the
-    paper-protocol numbers and Figure 4(b) redrawn."""
+    with `paper` (`paper_protocol_of` an untargeted `bin/attack` run on the same models) also
+    the paper-protocol numbers and Figure 4(b) redrawn."""
     from deepvib.experiments.adaptive_figures import budget_figure, figure4b_adaptive
 
     records = [r for d in output_dirs for r in load_records(d)]
     summaries = [summary_of(r) for r in records]
-    paper = paper_protocol_of(paper_protocol_dir) if paper_protocol_dir else []
+    paper = paper or []
     os.makedirs(summary_dir, exist_ok=True)
     written = {"summary": os.path.join(summary_dir, SUMMARY_JSON)}
     summary: dict[str, Any] = {"format": "deepvib.adaptive_summary/1", "models": summaries}
