@@ -15,6 +15,10 @@ Variants, timed on one fixed batch:
   tf_graph_bf16, tf_xla_bf16: tf_graph / tf_xla with `VAEConfig(mixed_precision=True)`
              (`--mixed_precision`): the encoder's and decoder's convolutions and Dense layers
              compute in bfloat16 (float32 variables); latent heads, likelihood and loss float32;
+  ..._fused: `deepvib.training.optimizers.FusedAdam` (one fused Adam kernel per variable, what
+             bin/train uses) instead of Keras' Adam;
+  ..._loop:  `--steps_per_execution` steps per call of Keras' train function (bin/train's flag
+             of that name), e.g. tf_graph_bf16_fused_loop = configs/mnist_jointvae.flags;
   torch_eager: PyTorch (CPU, eager, as users of the reference code run it) re-implementing
              Dupont's `jointvae/models.py` VAE and `training.py` loss at the same widths: sigmoid
              decoder output and `F.binary_cross_entropy` times the pixel count, batch-mean KLs,
@@ -37,7 +41,8 @@ The bfloat16 variants' loss is compared with the float32 model's on the same wei
 and over the same draws of the noise).
 
 Usage: python benchmarks/bench_vae_step.py [--widths=thesis|dupont] [--rounds=7] [--steps=50]
-           [--variants=tf_graph,tf_graph_bf16,torch_eager]
+           [--variants=tf_graph,tf_graph_bf16,tf_graph_bf16_fused_loop,torch_eager]
+           [--steps_per_execution=20]
            [--output=benchmarks/results/vae_step.json]
 """
 
@@ -65,6 +70,7 @@ from deepvib.data.sources import load_embedded  # noqa: E402
 from deepvib.data.transforms import fit_split  # noqa: E402
 from deepvib.models import build_model, latents  # noqa: E402
 from deepvib.models.vae_config import VAEConfig  # noqa: E402
+from deepvib.training.optimizers import FusedAdam  # noqa: E402
 
 try:
     import torch
@@ -84,7 +90,10 @@ WIDTHS = {
 }
 
 
-VARIANTS = ("tf_xla", "tf_graph", "tf_eager", "tf_xla_bf16", "tf_graph_bf16", "torch_eager")
+KERAS_VARIANTS = tuple(
+    f"tf_{mode}{bf16}{fused}{loop}" for mode in ("xla", "graph") for bf16 in ("", "_bf16")
+    for fused in ("", "_fused") for loop in ("", "_loop"))
+VARIANTS = (*KERAS_VARIANTS, "tf_eager", "torch_eager")
 DEFAULT_VARIANTS = ("tf_xla", "tf_graph", "tf_eager", "tf_graph_bf16", "torch_eager")
 
 
@@ -99,26 +108,41 @@ def fixed_batch(config: VAEConfig) -> np.ndarray:
 
 
 # -- TensorFlow ------------------------------------------------------------------------------
-def tf_model(config: VAEConfig, jit_compile: bool):
+def tf_model(config: VAEConfig, jit_compile: bool, fused_adam: bool = False,
+             steps_per_execution: int = 1):
     model = build_model(config)
-    optimizer = keras.optimizers.Adam(LEARNING_RATE)
+    optimizer = (FusedAdam if fused_adam else keras.optimizers.Adam)(LEARNING_RATE)
     optimizer.build(model.trainable_variables)
-    model.compile(optimizer=optimizer, jit_compile=jit_compile)
+    model.compile(optimizer=optimizer, jit_compile=jit_compile,
+                  steps_per_execution=steps_per_execution)
     return model
 
 
-def tf_keras_step(config: VAEConfig, images: np.ndarray, jit_compile: bool) -> Callable:
-    """n steps of Keras' train function on one fixed batch; returns the last loss."""
-    model = tf_model(config, jit_compile)
+def tf_keras_step(config: VAEConfig, images: np.ndarray, jit_compile: bool,
+                  fused_adam: bool = False, steps_per_execution: int = 1) -> Callable:
+    """n steps of Keras' train function on one fixed batch (n // steps_per_execution calls,
+    at least one); returns the last loss."""
+    model = tf_model(config, jit_compile, fused_adam, steps_per_execution)
     iterator = iter(tf.data.Dataset.from_tensors(tf.constant(images)).repeat())
     train_function = model.make_train_function()
 
     def run(n: int) -> float:
-        for _ in range(n):
+        for _ in range(max(1, n // steps_per_execution)):
             logs = train_function(iterator)
         return float(logs["loss"])
 
     return run
+
+
+def keras_variant(name: str, float32: VAEConfig, bf16: VAEConfig, images: np.ndarray,
+                  steps_per_execution: int) -> Callable:
+    """tf_{xla,graph}[_bf16][_fused][_loop]: XLA or not, mixed precision, `FusedAdam`
+    (what bin/train uses) instead of Keras' Adam, and `steps_per_execution` steps per call
+    of the train function (`--steps_per_execution` of bin/train)."""
+    parts = name.split("_")[1:]
+    return tf_keras_step(bf16 if "bf16" in parts else float32, images,
+                         jit_compile=parts[0] == "xla", fused_adam="fused" in parts,
+                         steps_per_execution=steps_per_execution if "loop" in parts else 1)
 
 
 def tf_eager_step(config: VAEConfig, images: np.ndarray) -> Callable:
@@ -489,6 +513,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=50, help="steps per round and variant")
     parser.add_argument("--eager_steps", type=int, default=10, help="steps per round, tf_eager")
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--steps_per_execution", type=int, default=20,
+                        help="steps per train-function call of the *_loop variants")
     parser.add_argument("--loss_draws", type=int, default=50)
     parser.add_argument("--threads", type=int, default=0,
                         help="intra-op threads of both frameworks (0: their defaults)")
@@ -501,6 +527,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--rounds, --steps, --eager_steps and --loss_draws must be >= 2")
     if args.threads < 0:
         parser.error("--threads must be >= 0")
+    if args.steps_per_execution < 1 or args.steps % args.steps_per_execution:
+        parser.error("--steps_per_execution must be >= 1 and divide --steps")
     chosen = [v for v in args.variants.split(",") if v]
     unknown = sorted(set(chosen) - set(VARIANTS))
     if unknown or not chosen:
@@ -518,16 +546,17 @@ def main(argv: list[str] | None = None) -> None:
     check = loss_check(config, images, args.loss_draws)
     mixed = vae_config(args.widths, mixed_precision=True)
     builders = {
-        "tf_xla": lambda: (tf_keras_step(config, images, jit_compile=True), args.steps),
-        "tf_graph": lambda: (tf_keras_step(config, images, jit_compile=False), args.steps),
-        "tf_eager": lambda: (tf_eager_step(config, images), args.eager_steps),
-        "tf_xla_bf16": lambda: (tf_keras_step(mixed, images, jit_compile=True), args.steps),
-        "tf_graph_bf16": lambda: (tf_keras_step(mixed, images, jit_compile=False), args.steps),
-        "torch_eager": lambda: (torch_step(config, images), args.steps),
+        "tf_eager": lambda: tf_eager_step(config, images),
+        "torch_eager": lambda: torch_step(config, images),
     }
     if torch is None and "torch_eager" in chosen:
         chosen.remove("torch_eager")
-    variants = {name: builders[name]() for name in chosen}
+    variants = {
+        name: (keras_variant(name, config, mixed, images, args.steps_per_execution)
+               if name in KERAS_VARIANTS else builders[name](),
+               args.eager_steps if name == "tf_eager" else args.steps)
+        for name in chosen
+    }
     load_before = os.getloadavg()
     timings = interleaved(variants, args.rounds, args.warmup)
     load_after = os.getloadavg()
@@ -553,6 +582,7 @@ def main(argv: list[str] | None = None) -> None:
         "widths": args.widths, "config": config.to_dict(), "batch": BATCH,
         "learning_rate": LEARNING_RATE, "steps_per_round": args.steps,
         "eager_steps_per_round": args.eager_steps, "rounds": args.rounds,
+        "steps_per_execution_of_loop_variants": args.steps_per_execution,
         "variants": chosen,
         "implied_time_note": f"extrapolation: {STEPS_PER_EPOCH} steps/epoch x {EPOCHS} epochs x "
                              "median ms/step; no evaluation, input pipeline or checkpoints",

@@ -94,6 +94,7 @@ def test_one_epoch_job_writes_its_outputs_then_resumes_after_a_kill(tmp_path):
         (["--eval_samples=0"], "eval_samples must be >= 1"),
         (["--dataset=mnist", "--data_dir=/nonexistent/mnist"], "does not exist"),
         (["--epochs=0"], "epochs must be >= 1"),
+        (["--steps_per_execution=0"], "steps_per_execution must be >= 1"),
         (["--model=bayes"], "model"),
         (["--dataset=cifar10"], "dataset"),
     ],

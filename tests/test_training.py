@@ -103,6 +103,9 @@ class WeightsAtStart(keras.callbacks.Callback):
         self.iterations = int(self.model.optimizer.iterations.numpy())
         self.slots = [v.numpy() for v in self.model.optimizer.variables[1:]]
 
+    def on_train_end(self, logs=None):
+        self.steps_at_end = int(self.model.optimizer.iterations.numpy())
+
 
 def test_resume_restores_weights_averages_and_optimizer_state(tmp_path):
     """Run 1 epoch, then ask for 2 in the same directory: the second epoch starts from the
@@ -132,3 +135,38 @@ def test_resume_restores_weights_averages_and_optimizer_state(tmp_path):
     assert progress_value(progress[1], "loss", "train") < progress_value(progress[0], "loss",
                                                                          "train")
     assert second["test_error"] < first["test_error"] + 0.02
+
+
+class CallsPerEpoch(keras.callbacks.Callback):
+    """Counts the calls of the train function (Keras reports a batch once per call)."""
+
+    calls = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.calls += 1
+
+
+def test_steps_per_execution_runs_the_same_steps(tmp_path):
+    """Seven steps per call of the train function (40 steps per epoch: five full calls and a
+    short one) take exactly the steps that one step per call takes: a deterministic model ends
+    with the same weights and the same step count. A resumed run may change the setting."""
+    model = ModelConfig(model="deterministic", hidden_units=(32,), bottleneck_dim=8,
+                        ema_decay=0.0)
+    weights, calls = {}, {}
+    for spe in (1, 7):
+        run = tmp_path / f"spe{spe}"
+        counter = CallsPerEpoch()
+        train(tiny_config(run, model, steps_per_execution=spe), log=quiet, callbacks=[counter])
+        calls[spe] = counter.calls
+        trained, _ = run_dir.load_model(str(run), averaged=False)
+        weights[spe] = [v.numpy() for v in trained.trainable_variables]
+    assert calls == {1: 40, 7: 6}  # the train function ran 40 times, or 6
+    for one, seven in zip(weights[1], weights[7], strict=True):
+        np.testing.assert_allclose(seven, one, atol=1e-5)
+    lines: list[str] = []
+    resumed = WeightsAtStart()
+    train(tiny_config(tmp_path / "spe7", model, steps_per_execution=3, epochs=2),
+          log=lines.append, callbacks=[resumed])
+    assert any("resuming" in line for line in lines)
+    assert resumed.iterations == 4000 // 100
+    assert resumed.steps_at_end == 2 * 4000 // 100

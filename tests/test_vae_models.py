@@ -136,13 +136,21 @@ def test_vae_loss_is_the_negative_elbo_and_beta_weights_the_kl():
         pytest.approx(-ll.mean() + 4.0 * kl_z.mean(), rel=1e-5)
 
 
-def test_reconstruction_term_is_the_bernoulli_log_probability_summed_over_pixels():
-    logits = tf.constant(np.random.default_rng(2).normal(size=(2, 8, 8, 1)), tf.float32)
+@pytest.mark.parametrize("scale", [1.0, 12.0])
+def test_reconstruction_term_is_the_bernoulli_log_probability_summed_over_pixels(scale):
+    """Value and gradient (d/dlogits = x - sigmoid(logits)) by hand, grey levels as soft
+    targets, also for saturated logits (|logits| up to ~40)."""
+    logits = tf.constant(scale * np.random.default_rng(2).normal(size=(2, 8, 8, 1)), tf.float32)
     x = images(2)
-    p = tf.sigmoid(logits).numpy()
-    expected = (x.numpy() * np.log(p) + (1 - x.numpy()) * np.log(1 - p)).sum(axis=(1, 2, 3))
-    np.testing.assert_allclose(latents.bernoulli_likelihood(logits).log_prob(x), expected,
-                               rtol=1e-4)
+    lg = logits.numpy().astype(np.float64)
+    log_p, log_1mp = -np.log1p(np.exp(-lg)), -np.log1p(np.exp(lg))  # log p, log(1 - p)
+    p = np.exp(log_p)
+    expected = (x.numpy() * log_p + (1 - x.numpy()) * log_1mp).sum(axis=(1, 2, 3))
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        log_prob = latents.bernoulli_likelihood(logits).log_prob(x)
+    np.testing.assert_allclose(log_prob, expected, rtol=1e-4)
+    np.testing.assert_allclose(tape.gradient(log_prob, logits), x.numpy() - p, atol=1e-5)
 
 
 def test_weight_decay_adds_the_l2_norm_of_the_kernels():

@@ -35,7 +35,7 @@ PAPER_TABLE1 = (
     ("vib", "VIB (β = 1e-3)", 1.13),
 )
 # Config keys that do not change what a run computes (or are derived from its data).
-NOT_RECIPE = ("seed", "output_dir", "data_dir", "jit_compile", "strategy",
+NOT_RECIPE = ("seed", "output_dir", "data_dir", "jit_compile", "steps_per_execution", "strategy",
               "model.label_entropy_bits")
 FIGURE_FILES = {
     "figure1a": "figure1a_error_vs_beta.png",

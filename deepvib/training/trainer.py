@@ -27,6 +27,7 @@ from deepvib.models import TrainableModel, build_model
 from deepvib.training import atomic, run_dir
 from deepvib.training.config import TrainConfig
 from deepvib.training.distribute import make_strategy, shard_by_data
+from deepvib.training.optimizers import FusedAdam
 
 EVAL_BATCH = 1000
 KILL_AFTER_EPOCH_ENV = "DEEPVIB_KILL_AFTER_EPOCH"  # tests: SIGKILL right after a checkpoint
@@ -70,10 +71,15 @@ class EpochEnd(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         done = epoch + 1
         self.epoch_var.assign(done)
+        saving = time.time()
         self.manager.save(checkpoint_number=done)
         held_out = "validation" if self.config.validation_size else "test"
         record = {named_metric(k, held_out): float(v) for k, v in (logs or {}).items()}
-        record.update(epoch=done, seconds=round(time.time() - self._start, 3))
+        # started_at (Unix time) and the checkpoint's share of `seconds` locate any time spent
+        # between epochs (the next record's started_at minus this one's end).
+        record.update(epoch=done, seconds=round(time.time() - self._start, 3),
+                      started_at=round(self._start, 3),
+                      checkpoint_seconds=round(time.time() - saving, 3))
         record["learning_rate"] = float(
             tf.keras.backend.get_value(self.model.optimizer.learning_rate)
         )
@@ -81,7 +87,7 @@ class EpochEnd(keras.callbacks.Callback):
             run_dir.append_progress(self.config.output_dir, record)
             with self.writer.as_default(step=done):
                 for k, v in record.items():
-                    if k != "epoch":
+                    if k not in ("epoch", "started_at"):
                         tf.summary.scalar(k, v)
             self.writer.flush()
         fields = self.model.progress_fields()
@@ -165,11 +171,10 @@ def _train(config: TrainConfig, splits: dict, strategy, is_chief: bool,
         )
     with strategy.scope():
         model = build_model(model_config)
-        optimizer = keras.optimizers.Adam(
-            learning_rate(config, steps_per_epoch), beta_1=config.adam_beta1
-        )
+        optimizer = FusedAdam(learning_rate(config, steps_per_epoch), beta_1=config.adam_beta1)
         optimizer.build(model.trainable_variables)
-        model.compile(optimizer=optimizer, jit_compile=config.jit_compile)
+        model.compile(optimizer=optimizer, jit_compile=config.jit_compile,
+                      steps_per_execution=config.steps_per_execution)
         epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_var)
     manager = run_dir.checkpoint_manager(out_dir, checkpoint)
