@@ -186,3 +186,18 @@ def test_pipeline_batches_shuffles_reproducibly_and_keeps_types():
     np.testing.assert_array_equal(labels.numpy(), again[0])
     unshuffled = np.concatenate([b[1].numpy() for b in make_dataset(split, 10, shuffle=False)])
     np.testing.assert_array_equal(unshuffled, split.labels)
+
+
+def test_repeated_pipeline_is_the_per_epoch_pipeline_back_to_back():
+    """`repeat=True` (what training uses: one iterator for the run) yields exactly the batches
+    of a fresh iterator per epoch, epoch after epoch: each pass a new seeded shuffle of all
+    examples, the remainder dropped within its own pass."""
+    split = Split(np.zeros((10, 1, 1, 1), np.float32), np.arange(10))
+    per_epoch = make_dataset(split, 3, shuffle=True, seed=5, drop_remainder=True)
+    expected = [b[1].numpy().tolist() for _ in range(4) for b in per_epoch]
+    repeated = make_dataset(split, 3, shuffle=True, seed=5, drop_remainder=True, repeat=True)
+    got = [b[1].numpy().tolist() for b in repeated.take(12)]
+    assert got == expected
+    passes = [sum(got[i:i + 3], []) for i in range(0, 12, 3)]
+    assert all(len(set(p)) == 9 for p in passes)  # 3 batches of distinct examples per pass
+    assert len({tuple(p) for p in passes}) == 4  # reshuffled every pass

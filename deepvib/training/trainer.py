@@ -196,10 +196,12 @@ def _train(config: TrainConfig, splits: dict, strategy, is_chief: bool,
             shuffle=True,
             seed=config.seed + initial_epoch,
             drop_remainder=True,
+            repeat=True,  # one iterator for the run: no per-epoch teardown between epochs
         )
         model.fit(
             shard_by_data(train_ds),
             epochs=config.epochs,
+            steps_per_epoch=steps_per_epoch,
             initial_epoch=initial_epoch,
             validation_data=shard_by_data(
                 make_dataset(splits["test"], EVAL_BATCH, shuffle=False)
