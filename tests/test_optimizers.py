@@ -57,13 +57,33 @@ def test_fused_adam_follows_keras_adam(rate):
         np.testing.assert_allclose(got.numpy(), want.numpy(), atol=2e-6, rtol=1e-5)
 
 
-def test_checkpoints_move_between_keras_adam_and_fused_adam(tmp_path):
-    model, opt = train_steps(keras.optimizers.Adam(1e-2))
+@pytest.mark.parametrize("saved_with, restored_with", [
+    (keras.optimizers.Adam, FusedAdam), (FusedAdam, keras.optimizers.Adam)])
+def test_checkpoints_move_between_keras_adam_and_fused_adam(tmp_path, saved_with, restored_with):
+    model, opt = train_steps(saved_with(1e-2))
     path = tf.train.Checkpoint(model=model, optimizer=opt).save(str(tmp_path / "ckpt"))
     restored_model = small_model()
-    restored_opt = FusedAdam(1e-2)
+    restored_opt = restored_with(1e-2)
     restored_opt.build(restored_model.trainable_variables)
     status = tf.train.Checkpoint(model=restored_model, optimizer=restored_opt).restore(path)
     status.assert_existing_objects_matched()
     for got, want in zip(restored_opt.variables, opt.variables, strict=True):
         np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+def test_fused_adam_runs_one_fused_kernel_per_variable():
+    """The update is ResourceApplyAdam (one op per variable), not Keras' element-wise ops."""
+    model = small_model()
+    optimizer = FusedAdam(1e-2)
+    optimizer.build(model.trainable_variables)
+    grads = [tf.ones_like(v) for v in model.trainable_variables]
+
+    @tf.function
+    def update():
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+
+    graph = update.get_concrete_function().graph
+    op_types = [op.type for op in graph.get_operations()]
+    for function in graph._functions.values():  # apply_gradients may nest functions
+        op_types += [node.op for node in function.definition.node_def]
+    assert op_types.count("ResourceApplyAdam") == len(model.trainable_variables)

@@ -160,14 +160,16 @@ def test_bfloat16_bias_gradient_is_the_float32_sum(layer_class):
     keras_class = {conv_nets.Conv2D: keras.layers.Conv2D,
                    conv_nets.TransposedConv2D: keras.layers.Conv2DTranspose}[layer_class]
     x = tf.constant(np.random.default_rng(0).uniform(size=(64, 16, 16, 2)), tf.float32)
-    for activation in ("relu", None):
+    for activation in ("relu", "elu", None):
         settings = dict(filters=3, kernel_size=4, strides=2, padding="same",
                         activation=activation, dtype="mixed_bfloat16")
         ours, reference = layer_class(**settings), keras_class(**settings)
         ours.build(x.shape)
         reference.build(x.shape)
+        ours.bias.assign([0.3, -0.2, 0.1])
         reference.set_weights(ours.get_weights())
         np.testing.assert_array_equal(ours(x), reference(x))
+        np.testing.assert_array_equal(ours(x), reference(x))  # the layer is restored after a call
     with tf.GradientTape() as tape:
         outputs = tf.cast(ours(x), tf.float32)
         loss = tf.reduce_sum(0.01 * outputs)

@@ -33,6 +33,10 @@ class _BroadcastBias:
     """
 
     def call(self, inputs):
+        # The swap below lasts one (trace-time) call; a layer is never called from two threads
+        # at once here (tf.distribute's mirrored replicas trace one at a time).
+        if self.data_format != "channels_last":
+            raise ValueError(f"{self.name}: channels_last only, got {self.data_format}")
         use_bias, activation = self.use_bias, self.activation
         self.use_bias, self.activation = False, None
         try:
@@ -44,10 +48,12 @@ class _BroadcastBias:
         return outputs if activation is None else activation(outputs)
 
 
+@keras.saving.register_keras_serializable("deepvib")
 class Conv2D(_BroadcastBias, keras.layers.Conv2D):
     pass
 
 
+@keras.saving.register_keras_serializable("deepvib")
 class TransposedConv2D(_BroadcastBias, keras.layers.Conv2DTranspose):
     pass
 
