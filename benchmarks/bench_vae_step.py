@@ -70,6 +70,7 @@ from deepvib.data.sources import load_embedded  # noqa: E402
 from deepvib.data.transforms import fit_split  # noqa: E402
 from deepvib.models import build_model, latents  # noqa: E402
 from deepvib.models.vae_config import VAEConfig  # noqa: E402
+from deepvib.training import atomic  # noqa: E402
 from deepvib.training.optimizers import FusedAdam  # noqa: E402
 
 try:
@@ -588,10 +589,7 @@ def main(argv: list[str] | None = None) -> None:
                              "median ms/step; no evaluation, input pipeline or checkpoints",
         "loss_check": check, "rows": rows, **timings,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.output.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, args.output)
+    atomic.write_text(str(args.output), json.dumps(result, indent=2) + "\n")
 
     print(f"machine: {result['machine']}; TF {tf.__version__}, torch "
           f"{result['versions']['torch']}; threads {result['threads']}")

@@ -26,6 +26,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import bench_vae_step as bench  # noqa: E402
 from tensorflow.python.profiler.internal import _pywrap_profiler_plugin  # noqa: E402
 
+from deepvib.training import atomic  # noqa: E402
+
 
 def op_stats(trace_dir: str) -> list[dict]:
     """The rows of the profiler's framework_op_stats table: op type, name, self-time (us)."""
@@ -71,10 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     result = {"variant": args.variant, "steps": args.steps,
               "cpu_us_per_step": round(busy, 1),
               "per_op_type_us_per_step": {k: round(v, 1) for k, v in ranked}}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.output.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    os.replace(tmp, args.output)
+    atomic.write_text(str(args.output), json.dumps(result, indent=1) + "\n")
     print(f"{args.variant}: {busy / 1e3:.2f} CPU ms per step over {args.steps} steps")
     print("| op type | CPU us / step | share |\n|---|---:|---:|")
     for kind, us in ranked[:args.top]:
