@@ -162,7 +162,8 @@ class LinearVAE:
     def __init__(self, seed: int = 0):
         self.a = np.random.default_rng(seed).normal(size=(32 * 32, 3)).astype(np.float32) / 32
 
-    def latent_mean(self, images):
+    def latent_mean(self, images, discrete_code="probabilities"):
+        del discrete_code  # no discrete code
         return tf.matmul(tf.reshape(images, [tf.shape(images)[0], -1]), self.a)
 
     def reconstruct(self, images):
@@ -270,6 +271,7 @@ def test_bad_runs_fail_before_any_optimisation(runs, tmp_path, monkeypatch):
     ({"repeats": 0}, "positive integer"),
     ({"pairs_per_class_pair": 0}, "positive integer"),
     ({"learning_rate": 0.0}, "learning_rate"),
+    ({"discrete_code": "logits"}, "discrete_code must be one of"),
 ])
 def test_bad_experiment_parameters(change, message):
     with pytest.raises(ValueError, match=message):
@@ -293,3 +295,48 @@ def test_clean_conditioned_rates_drop_pairs_the_pipeline_gets_wrong():
     rows = lx.clean_conditioned(record)
     assert rows == [{"c": 0.1, "n": 2, "ignore_target": 0.5, "target": 0.5},
                     {"c": 1.0, "n": 2, "ignore_target": 0.0, "target": 0.0}]
+
+
+def test_the_code_attacked_on_log_probabilities_is_recorded_as_another_experiment(
+        runs, attacked, tmp_path):
+    """`discrete_code="log_probabilities"`: the recorded latent distance is that of
+    [continuous mean, log category probabilities], the parameters say so (and only then: the
+    default leaves records from before the option unchanged), and the earlier record of the
+    same run with probabilities is not taken for this experiment."""
+    assert "discrete_code" not in lx.LatentAttackConfig(**TINY).params()
+    config = lx.LatentAttackConfig(**TINY, discrete_code="log_probabilities")
+    assert config.params()["discrete_code"] == "log_probabilities"
+    with pytest.raises(ValueError, match="other parameters"):
+        lx.prepare([runs["vae"]], runs["classifier"], config, attacked)
+    record = lx.run(lx.prepare([runs["vae"]], runs["classifier"], config, str(tmp_path)),
+                    log=lambda line: None)[0]
+    assert "log-probabilities" in record["latent"]["attacked_mean"]
+    assert "log-probabilities" in lx.display_name(record)
+    with np.load(os.path.join(tmp_path, "tiny_jointvae", lx.IMAGES_NPZ)) as saved:
+        adversarial, targets = saved["adversarial"], saved["targets"]
+    vae, _ = run_dir.load_model(runs["vae"])
+    k = 1
+    codes = {c: [vae.latent_mean(tf.constant(x), discrete_code=c).numpy()
+                 for x in (adversarial[k], targets)]
+             for c in ("probabilities", "log_probabilities")}
+    distance = {c: np.linalg.norm(a - t, axis=1) for c, (a, t) in codes.items()}
+    recorded = np.asarray(record["attack"]["per_constant"]["latent_distance"][k])
+    np.testing.assert_allclose(recorded, distance["log_probabilities"], rtol=1e-3, atol=1e-5)
+    assert np.max(np.abs(recorded - distance["probabilities"])) > 0.1
+
+
+def test_a_record_written_before_a_model_field_existed_still_counts(runs, attacked, tmp_path):
+    """Records of earlier versions lack model-config fields added since (`mixed_precision`):
+    such a field at its default is the same model, a changed saved value is not."""
+    out = str(tmp_path / "attack")
+    shutil.copytree(attacked, out)
+    path = os.path.join(out, "tiny_jointvae", lx.RECORD_JSON)
+    record = lx.atomic.read_json(path)
+    assert record["model"].pop("mixed_precision") is False
+    lx.atomic.write_json(path, record)
+    config = lx.LatentAttackConfig(**TINY)
+    plan = lx.prepare([runs["vae"]], runs["classifier"], config, out)
+    assert lx.is_done(plan.jobs[0], plan)
+    record["model"]["continuous_dim"] += 1
+    lx.atomic.write_json(path, record)
+    assert not lx.is_done(plan.jobs[0], plan)

@@ -72,6 +72,19 @@ def test_the_model_relaxes_in_training_and_is_hard_at_evaluation():
     np.testing.assert_array_equal(codes.argmax(-1), probs.argmax(-1))
 
 
+def test_the_latent_mean_on_log_probabilities_is_the_log_of_the_probabilities():
+    model = tiny()
+    x = images()
+    k = model.continuous_dim
+    probs = model.latent_mean(x).numpy()
+    log_probs = model.latent_mean(x, discrete_code="log_probabilities").numpy()
+    np.testing.assert_array_equal(log_probs[:, :k], probs[:, :k])
+    np.testing.assert_allclose(log_probs[:, k:], np.log(probs[:, k:]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.exp(log_probs[:, k:]).sum(axis=-1), 1.0, rtol=1e-5)
+    with pytest.raises(ValueError, match="discrete_code must be one of"):
+        model.latent_mean(x, discrete_code="logits")
+
+
 # -- the continuous latent ----------------------------------------------------------------------
 def test_gaussian_kl_per_dimension_matches_closed_form_and_monte_carlo():
     mean = np.array([[0.5, -1.0, 0.0]], np.float32)

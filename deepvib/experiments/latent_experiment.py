@@ -24,6 +24,7 @@ skipped, so an interrupted sweep resumes; one with other parameters is an error 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import os
 import time
@@ -70,11 +71,20 @@ class LatentAttackConfig:
     learning_rate: float = 1e-2
     batch_size: int = 128
     abort_early: bool = True
+    # How a JointVAE's discrete code enters mu: "probabilities" (as in the thesis's setting) or
+    # "log_probabilities", an adaptive variant whose gradients do not vanish where the softmax
+    # saturates. Continuous-only models are unaffected.
+    discrete_code: str = "probabilities"
     dataset: str | None = None
     data_dir: str | None = None
 
     def __post_init__(self):
         from deepvib.attacks.latent import check_constants
+        from deepvib.models.vae import DISCRETE_CODES
+
+        if self.discrete_code not in DISCRETE_CODES:
+            raise ValueError(f"discrete_code must be one of {', '.join(DISCRETE_CODES)}, "
+                             f"got {self.discrete_code!r}")
 
         object.__setattr__(self, "constants", tuple(float(c) for c in self.constants))
         grid = check_constants(self.constants)
@@ -93,6 +103,8 @@ class LatentAttackConfig:
         d = dataclasses.asdict(self)
         d.pop("dataset"), d.pop("data_dir")
         d["constants"] = list(self.constants)
+        if self.discrete_code == "probabilities":
+            d.pop("discrete_code")  # the default: records from before the option still match
         return d
 
 
@@ -261,7 +273,19 @@ def is_done(job: Job, plan: Plan) -> bool:
     if not os.path.exists(job.record_path):
         return False
     saved = atomic.read_json(job.record_path)
+    saved["model"] = _with_new_defaults(saved.get("model"), job.train_config.model)
     return all(saved.get(k) == v for k, v in record_identity(job, plan).items())
+
+
+def _with_new_defaults(saved_model: Any, model_config: Any) -> Any:
+    """A saved model config with the fields added to the config class since it was written
+    (e.g. `mixed_precision`) filled in with their defaults, so that an older record of the
+    same model still counts as this experiment."""
+    if not isinstance(saved_model, dict):
+        return saved_model
+    defaults = {f.name: f.default for f in dataclasses.fields(model_config)
+                if f.default is not dataclasses.MISSING}
+    return jsonable(defaults) | saved_model
 
 
 def run(plan: Plan, overwrite: bool = False, log: Log = print_now) -> list[dict[str, Any]]:
@@ -307,7 +331,8 @@ def attack_job(job: Job, plan: Plan, classifier, log: Log = print_now) -> dict[s
             last[0] = time.time()
             log(f"{job.run_name}: {done}/{total} rows, {time.time() - started:.0f}s")
 
-    result = latent_attack(model.latent_mean, sources, targets, constants=cfg.constants,
+    encoder_fn = functools.partial(model.latent_mean, discrete_code=cfg.discrete_code)
+    result = latent_attack(encoder_fn, sources, targets, constants=cfg.constants,
                            max_iterations=cfg.max_iterations, learning_rate=cfg.learning_rate,
                            batch_size=cfg.batch_size, abort_early=cfg.abort_early,
                            on_progress=progress)
@@ -381,8 +406,8 @@ def build_record(
         "latent": {"continuous_dim": model.continuous_dim,
                    "discrete_dims": list(model.discrete_dims),
                    "attacked_mean": "continuous posterior mean"
-                   + (" + discrete category probabilities, unweighted"
-                      if model.discrete_dims else "")},
+                   + (f" + discrete category {plan.config.discrete_code.replace('_', '-')}, "
+                      "unweighted" if model.discrete_dims else "")},
         "attack": result.to_json_dict(),
         "predicted": [p.tolist() for p in predicted],
         "clean": {k: v.tolist() for k, v in clean.items()}
@@ -433,7 +458,9 @@ def _array(nested: Any) -> np.ndarray:
 
 
 def display_name(record: dict[str, Any]) -> str:
-    return f"{record['run_name']} ({record['model_kind']})"
+    code = record["params"].get("discrete_code", "probabilities")
+    variant = ", code attacked on log-probabilities" if code == "log_probabilities" else ""
+    return f"{record['run_name']} ({record['model_kind']}{variant})"
 
 
 def record_markdown(record: dict[str, Any]) -> str:

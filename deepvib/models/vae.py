@@ -22,6 +22,9 @@ from deepvib.models.conv_nets import decoder, encoder
 from deepvib.models.vae_config import VAEConfig
 
 tfd = tfp.distributions
+# What `VAE.latent_mean` gives for a discrete variable: its category probabilities (the
+# latent-space attack's default) or their logarithms.
+DISCRETE_CODES = ("probabilities", "log_probabilities")
 
 
 class VAE(TrainableModel):
@@ -77,12 +80,17 @@ class VAE(TrainableModel):
         return self.reconstruct(images)
 
     # -- what users and attacks call ---------------------------------------------------------
-    def latent_mean(self, images: tf.Tensor) -> tf.Tensor:
+    def latent_mean(self, images: tf.Tensor, discrete_code: str = "probabilities") -> tf.Tensor:
         """[B, K + sum n_i]: the continuous posterior mean, then each discrete variable's
-        category probabilities (JointVAE only)."""
+        category probabilities (JointVAE only), or their logarithms with
+        `discrete_code="log_probabilities"` (which do not saturate as the softmax does)."""
+        if discrete_code not in DISCRETE_CODES:
+            raise ValueError(f"discrete_code must be one of {DISCRETE_CODES}, "
+                             f"got {discrete_code!r}")
+        squash = tf.nn.softmax if discrete_code == "probabilities" else tf.nn.log_softmax
         z_posterior, c_posteriors = self.posteriors(images)
-        probs = [tf.nn.softmax(latents.categorical_logits(q)) for q in c_posteriors]
-        return tf.concat([z_posterior.mean(), *probs], axis=-1)
+        codes = [squash(latents.categorical_logits(q)) for q in c_posteriors]
+        return tf.concat([z_posterior.mean(), *codes], axis=-1)
 
     def mean_codes(self, images: tf.Tensor) -> tf.Tensor:
         """The evaluation-time code: posterior mean and the argmax one-hot of each variable."""
