@@ -158,14 +158,9 @@ def run_name(model_dir: str) -> str:
 
 def _checkpointed(model_dir: str) -> str:
     """The base name of the run's latest checkpoint (e.g. 'ckpt-40'); none is an error."""
-    import tensorflow as tf
-
     from deepvib.training import run_dir
 
-    latest = tf.train.latest_checkpoint(os.path.join(model_dir, run_dir.CHECKPOINTS))
-    if latest is None:
-        raise run_dir.RunDirError(f"{model_dir} has no checkpoint yet")
-    return os.path.basename(latest)
+    return run_dir.latest_checkpoint_name(model_dir)
 
 
 def check_vae_run(model_dir: str):

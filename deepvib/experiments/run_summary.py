@@ -84,6 +84,9 @@ class RunSummary:
     flags_text: str | None
     embedding: dict[str, np.ndarray] | None
     path: str  # where it was read from (or the run directory it was built from)
+    # bin/evaluate's S-sample test errors over repeated draws (deepvib.evaluation.
+    # predictive_draws), when it was run: {"samples": {"12": {"mean", "std", "errors"}}, ...}
+    predictive_errors: dict[str, Any] | None = None
 
     @property
     def model_config(self) -> dict[str, Any]:
@@ -151,11 +154,18 @@ class RunSummary:
             return self.split_metric(split, "error_1shot")
         return self.split_metric(split, f"error_{samples or self.eval_samples}sample")
 
+    def error_over_draws(self, samples: int) -> float | None:
+        """Mean test error of the `samples`-sample predictive over bin/evaluate's draws
+        (None when not evaluated so)."""
+        entry = (self.predictive_errors or {}).get("samples", {}).get(str(samples))
+        return None if entry is None else float(entry["mean"])
+
 
 # ----------------------------------------------------------------------- building
 # The run directory's files (deepvib.training.run_dir's names, read here without importing
 # TensorFlow).
 CONFIG, FLAGS_TEXT, METRICS, PROGRESS = "config.json", "flags.txt", "metrics.json", "progress.jsonl"
+PREDICTIVE_ERRORS = "predictive_errors.json"  # bin/evaluate's, when it was run
 
 
 def read_progress(run_dir: str) -> list[dict[str, Any]]:
@@ -188,6 +198,9 @@ def build_summary(run_dir: str, name: str | None = None,
         "flags_text": flags_text,
         "progress": read_progress(run_dir),
     }
+    predictive_path = os.path.join(run_dir, PREDICTIVE_ERRORS)
+    if os.path.isfile(predictive_path):
+        summary["predictive_errors"] = atomic.read_json(predictive_path)
     model = config["model"]
     if model["model"] == "vib" and model["bottleneck_dim"] == 2:
         summary["embedding"] = embedding(run_dir, embedding_images)
@@ -292,6 +305,7 @@ def from_dict(raw: Any, where: str) -> RunSummary:
             isinstance(r, dict) and isinstance(r.get("epoch"), int) for r in progress),
             "progress is not a list of records with an integer epoch")
         embedding_arrays = _embedding(raw.get("embedding"), model["bottleneck_dim"])
+        predictive = _predictive_errors(raw.get("predictive_errors"))
     except KeyError as e:
         raise SummaryError(f"{where} lacks the field {e}") from e
     except (TypeError, ValueError) as e:
@@ -300,7 +314,19 @@ def from_dict(raw: Any, where: str) -> RunSummary:
     return RunSummary(
         name=raw["name"], config=config, metrics=metrics,
         progress=[progress_record(r, held_out) for r in progress],
-        flags_text=raw.get("flags_text"), embedding=embedding_arrays, path=where)
+        flags_text=raw.get("flags_text"), embedding=embedding_arrays, path=where,
+        predictive_errors=predictive)
+
+
+def _predictive_errors(raw: Any) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    _check(isinstance(raw, dict) and isinstance(raw.get("samples"), dict),
+           "predictive_errors.samples is not an object")
+    for samples, entry in raw["samples"].items():
+        _check(samples.isdigit() and isinstance(entry, dict) and _is_number(entry.get("mean")),
+               f"predictive_errors.samples[{samples!r}] is not {{'mean': number, ...}}")
+    return raw
 
 
 def _embedding(raw: Any, dim: int) -> dict[str, np.ndarray] | None:

@@ -126,6 +126,14 @@ def load_config(path: str) -> TrainConfig:
     return TrainConfig.from_dict(atomic.read_json(config_path))
 
 
+def latest_checkpoint_name(path: str) -> str:
+    """The base name of the run's latest checkpoint (e.g. 'ckpt-40'); none is an error."""
+    latest = tf.train.latest_checkpoint(os.path.join(path, CHECKPOINTS))
+    if latest is None:
+        raise RunDirError(f"{path} has no checkpoint yet")
+    return os.path.basename(latest)
+
+
 def load_model(path: str, averaged: bool = True) -> tuple[TrainableModel, TrainConfig]:
     """The trained model (classifier or VAE) of a run, with its moving-average weights when
     the run kept them."""
