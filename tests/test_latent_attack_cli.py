@@ -340,3 +340,15 @@ def test_a_record_written_before_a_model_field_existed_still_counts(runs, attack
     record["model"]["continuous_dim"] += 1
     lx.atomic.write_json(path, record)
     assert not lx.is_done(plan.jobs[0], plan)
+
+
+def test_the_cli_passes_the_discrete_code_on(runs, tmp_path):
+    out = str(tmp_path / "attack")
+    proc = run_tool(f"--vae_dirs={runs['vae']}", f"--classifier_dir={runs['classifier']}",
+                    f"--output_dir={out}", "--pairs_per_class_pair=1", "--repeats=1",
+                    "--constants=1", "--operating_constant=1", "--max_iterations=2",
+                    "--discrete_code=log_probabilities")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = lx.load_records(out)[0]
+    assert record["params"]["discrete_code"] == "log_probabilities"
+    assert "log-probabilities" in record["latent"]["attacked_mean"]

@@ -8,6 +8,7 @@ softmaxes) on a tiny VIB whose posterior is wide enough for sampling to matter.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 
@@ -15,6 +16,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from deepvib.data import to_unit_float
+from deepvib.data.sources import load_split
 from deepvib.evaluation.predictive_draws import predictive_errors
 from deepvib.experiments import run_summary
 from deepvib.models import ModelConfig, build_model
@@ -77,19 +80,22 @@ def test_the_error_over_draws_agrees_with_an_independent_simulation(wide_vib):
     assert result["samples"]["12"]["mean"] < 0.6 * result["samples"]["1"]["mean"]
 
 
-def test_the_draws_are_seeded(wide_vib):
+def test_the_draws_are_seeded_per_seed_and_stream(wide_vib):
     model, images, labels, _ = wide_vib
     first = predictive_errors(model, images, labels, (1,), draws=3, seed=5)
     again = predictive_errors(model, images, labels, (1,), draws=3, seed=5)
-    other = predictive_errors(model, images, labels, (1,), draws=3, seed=6)
+    other_seed = predictive_errors(model, images, labels, (1,), draws=3, seed=6)
+    other_stream = predictive_errors(model, images, labels, (1,), draws=3, seed=5, stream=1)
     assert first == again
-    assert first["samples"]["1"]["errors"] != other["samples"]["1"]["errors"]
+    for other in (other_seed, other_stream):
+        assert first["samples"]["1"]["errors"] != other["samples"]["1"]["errors"]
 
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"samples": ()}, "samples must be"),
     ({"samples": (0,)}, "samples must be"),
     ({"draws": 0}, "draws must be"),
+    ({"seed": -1}, "seed must be"),
 ])
 def test_bad_arguments(wide_vib, kwargs, message):
     model, images, labels, _ = wide_vib
@@ -107,15 +113,24 @@ def tiny_config(path: str, model: str = "vib") -> TrainConfig:
 
 def test_bin_evaluate_writes_the_run_and_its_summary_and_the_report_shows_it(tmp_path):
     run = str(tmp_path / "tiny_vib")
-    train(tiny_config(run), log=lambda line: None)
+    config = tiny_config(run)
+    train(dataclasses.replace(config, validation_size=500), log=lambda line: None)
     results = tmp_path / "results"
-    results.mkdir()
+    run_summary.write_summary(str(results), run_summary.build_summary(run))
     proc = forked.run([sys.executable, EVALUATE, f"--model_dirs={run}", "--samples=1,12,1024",
                        "--draws=3", f"--results_dir={results}"], cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "S=12:" in proc.stdout
     saved = run_dir.atomic.read_json(os.path.join(run, run_summary.PREDICTIVE_ERRORS))
     assert set(saved["samples"]) == {"1", "12", "1024"} and saved["checkpoint"] == "ckpt-1"
+    # Recomputed here: the moving-average weights on the real test split (not the 500
+    # validation images the run was trained beside), with the run's own noise stream.
+    test = load_split("mnist_5k", "test")
+    assert saved["num_examples"] == len(test.labels) != 500
+    model, _ = run_dir.load_model(run, averaged=True)
+    again = predictive_errors(model, to_unit_float(test.images), test.labels, (1, 12, 1024), 3,
+                              seed=0, stream=saved["stream"])
+    assert again["samples"] == saved["samples"]
     summary = run_summary.load_summaries([str(results)])[0]
     assert summary.name == "tiny_vib"
     assert summary.error_over_draws(12) == pytest.approx(saved["samples"]["12"]["mean"])
@@ -133,6 +148,41 @@ def test_bin_evaluate_writes_the_run_and_its_summary_and_the_report_shows_it(tmp
     md = (out / "report.md").read_text(encoding="utf-8")
     assert "| 12-sample, mean over draws (%) | 1024-sample, mean over draws (%) |" in md
     assert f"{100 * saved['samples']['12']['mean']:.3f}" in md
+    table = md.split("## Table 1")[1].split("\n\n")[1].splitlines()
+    assert len(table) == 2 + 5 and len({line.count("|") for line in table}) == 1
+
+
+def test_numbers_of_earlier_weights_are_left_out_of_the_summary(tmp_path):
+    """A run trained further after bin/evaluate: its summary drops the stale numbers."""
+    run = str(tmp_path / "tiny_vib")
+    train(tiny_config(run), log=lambda line: None)
+    path = os.path.join(run, run_summary.PREDICTIVE_ERRORS)
+    entry = {"samples": {"12": {"mean": 0.5, "std": 0.0, "errors": [0.5]}}}
+    run_dir.atomic.write_json(path, {**entry, "trained_epochs": 1})
+    assert run_summary.build_summary(run)["predictive_errors"]["trained_epochs"] == 1
+    run_dir.atomic.write_json(path, {**entry, "trained_epochs": 0})
+    assert "predictive_errors" not in run_summary.build_summary(run)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--seed=-1"], "seed must be"),
+    (["--draws=0"], "draws must be"),
+    (["--samples=0"], "samples must be"),
+    (["--results_dir={tmp}"], "does not exist: --results_dir updates"),
+])
+def test_bin_evaluate_bad_arguments_exit_2_before_evaluating(tmp_path, args, message):
+    run = str(tmp_path / "tiny_vib")
+    run_dir.prepare(tiny_config(run))
+    run_dir.atomic.write_json(os.path.join(run, run_summary.METRICS), {"epochs": 1})
+    model = build_model(tiny_config(run).model)
+    model.predictive_log_probs(tf.zeros([1, 28, 28, 1]))
+    run_dir.checkpoint_manager(run, tf.train.Checkpoint(model=model)).save(1)
+    args = [a.format(tmp=tmp_path) for a in args]
+    proc = forked.run([sys.executable, EVALUATE, f"--model_dirs={run}", *args], cwd=ROOT,
+                      timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert message in proc.stderr
+    assert not os.path.exists(os.path.join(run, run_summary.PREDICTIVE_ERRORS))
 
 
 def test_bin_evaluate_refuses_a_deterministic_run_before_evaluating(tmp_path):

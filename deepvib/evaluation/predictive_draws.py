@@ -19,23 +19,30 @@ import tensorflow as tf
 FORMAT = "deepvib.predictive_errors/1"
 
 
-def check_samples(samples: Sequence[int], draws: int) -> list[int]:
-    samples = [int(s) for s in samples]
+def check_arguments(samples: Sequence[int], draws: int, seed: int) -> list[int]:
+    """The distinct S values, in order; bad S, draws or seed raise ValueError."""
+    samples = list(dict.fromkeys(int(s) for s in samples))
     if not samples or any(s < 1 for s in samples):
         raise ValueError(f"samples must be one or more integers >= 1, got {samples}")
     if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
         raise ValueError(f"draws must be a positive integer, got {draws!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     return samples
 
 
 def predictive_errors(
     model, images: np.ndarray, labels: np.ndarray, samples: Sequence[int], draws: int,
-    seed: int = 0, batch_size: int = 500,
+    seed: int = 0, batch_size: int = 500, stream: int = 0,
 ) -> dict[str, Any]:
     """{"samples": {"S": {"mean", "std", "errors"}}} for a VIB model (`posterior` and
     `predictive_log_probs_from_posterior`); errors are fractions, std is over draws (ddof 0).
-    Deterministic for a given seed."""
-    samples = check_samples(samples, draws)
+
+    Deterministic for given (seed, stream, batch_size): every (S, draw, batch) sets its own
+    global TF seed from them, so draws are independent of each other and of evaluation order;
+    give each model its own `stream` so that two models are not evaluated on the same noise.
+    The global TF seed is left set to the last of these."""
+    samples = check_arguments(samples, draws, seed)
     if not hasattr(model, "posterior"):
         raise ValueError("predictive errors over draws need a stochastic (VIB) classifier; "
                          "a deterministic model's error has nothing to draw")
@@ -48,19 +55,19 @@ def predictive_errors(
         posterior = model.posterior(tf.constant(images[start:stop]))
         for i, s in enumerate(samples):
             for d in range(draws):
-                tf.random.set_seed(_draw_seed(seed, s, d, start))
+                tf.random.set_seed(_draw_seed(seed, stream, s, d, start))
                 log_probs = model.predictive_log_probs_from_posterior(posterior, s)
                 predicted = np.argmax(log_probs.numpy(), axis=1)
                 wrong[i, d] += int(np.sum(predicted != labels[start:stop]))
     errors = wrong / len(labels)
-    return {"format": FORMAT, "seed": seed, "draws": draws, "num_examples": len(labels),
+    return {"format": FORMAT, "seed": seed, "stream": stream, "batch_size": batch_size,
+            "draws": draws, "num_examples": len(labels),
             "samples": {str(s): {"mean": float(errors[i].mean()),
                                  "std": float(errors[i].std()),
                                  "errors": [float(e) for e in errors[i]]}
                         for i, s in enumerate(samples)}}
 
 
-def _draw_seed(seed: int, samples: int, draw: int, start: int) -> int:
-    """One global seed per (seed, S, draw, batch): batches and draws independent of order."""
-    return int(np.random.SeedSequence([seed, samples, draw, start]).generate_state(1)[0]
+def _draw_seed(seed: int, stream: int, samples: int, draw: int, start: int) -> int:
+    return int(np.random.SeedSequence([seed, stream, samples, draw, start]).generate_state(1)[0]
                % (2**31 - 1))

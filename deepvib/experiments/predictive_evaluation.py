@@ -2,15 +2,18 @@
 
 For each run directory: the moving-average weights of its last checkpoint, the real test split
 of its dataset (also for runs trained with a validation split), and
-`deepvib.evaluation.predictive_draws.predictive_errors`. Written atomically to
-`<run>/predictive_errors.json`, which `run_summary.build_summary` folds into the run's summary;
-with a results directory the committed summary is rewritten at once, so `bin/report` draws the
-new numbers from `results/` like every other.
+`deepvib.evaluation.predictive_draws.predictive_errors`, with a noise stream of its own (from
+the run's name). Written atomically to `<run>/predictive_errors.json` with the number of epochs
+the run had trained, which `run_summary` folds into the run's summary while it still describes
+the run's final weights; with a results directory the run's committed summary is rewritten at
+once, so `bin/report` draws the new numbers from `results/` like every other.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,42 +21,68 @@ from deepvib.experiments import run_summary
 from deepvib.training import atomic
 
 
-def check_runs(model_dirs: Sequence[str], samples: Sequence[int], draws: int,
-               results_dir: str | None) -> list[str]:
-    """Every directory a finished VIB run with a checkpoint, before any evaluation."""
-    from deepvib.evaluation.predictive_draws import check_samples
+@dataclasses.dataclass(frozen=True)
+class Job:
+    model_dir: str
+    name: str
+    epochs: int  # metrics.json's: the training the evaluated weights have had
+    test: Any  # deepvib.data Split, the real test split
+
+
+def prepare(model_dirs: Sequence[str], samples: Sequence[int], draws: int, seed: int,
+            data_dir: str | None, results_dir: str | None) -> tuple[list[Job], list[int]]:
+    """Checks every run, the arguments and the data before any evaluation; returns the jobs
+    and the distinct S values."""
+    from deepvib.data.sources import load_split
+    from deepvib.evaluation.predictive_draws import check_arguments
     from deepvib.training import run_dir
 
-    check_samples(samples, draws)
+    samples = check_arguments(samples, draws, seed)
     if results_dir is not None and not os.path.isdir(results_dir):
         raise FileNotFoundError(f"--results_dir={results_dir} does not exist")
-    for d in model_dirs:
+    names = [os.path.basename(os.path.normpath(d)) for d in model_dirs]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"runs share the base name(s) {twice}; their summaries would "
+                         "overwrite each other")
+    splits: dict[tuple[str, str | None], Any] = {}
+    jobs = []
+    for d, name in zip(model_dirs, names, strict=True):
         config = run_dir.load_config(d)
         if config.model.model != "vib":
             raise ValueError(f"{d} is a {config.model.model} run: only VIB runs have a "
                              "sampled predictive to evaluate")
-        if not os.path.isfile(os.path.join(d, run_summary.METRICS)):
+        metrics_path = os.path.join(d, run_summary.METRICS)
+        if not os.path.isfile(metrics_path):
             raise ValueError(f"{d} has not finished (no {run_summary.METRICS})")
         run_dir.latest_checkpoint_name(d)  # raises RunDirError without a checkpoint
-    return list(model_dirs)
+        if results_dir is not None and not os.path.isfile(
+                run_summary.summary_path(results_dir, name)):
+            raise FileNotFoundError(
+                f"{run_summary.summary_path(results_dir, name)} does not exist: --results_dir "
+                "updates the summaries of runs already in it (bin/sweep writes them)")
+        key = (config.dataset, data_dir or config.data_dir)
+        if key not in splits:
+            splits[key] = load_split(config.dataset, "test", key[1])
+        epochs = atomic.read_json(metrics_path).get("epochs")
+        jobs.append(Job(d, name, epochs, splits[key]))
+    return jobs, samples
 
 
-def evaluate_run(model_dir: str, samples: Sequence[int], draws: int, seed: int,
-                 data_dir: str | None, results_dir: str | None) -> dict[str, Any]:
+def evaluate_run(job: Job, samples: Sequence[int], draws: int, seed: int,
+                 results_dir: str | None) -> dict[str, Any]:
     from deepvib.data import to_unit_float
-    from deepvib.data.sources import load_split
     from deepvib.evaluation.predictive_draws import predictive_errors
     from deepvib.training import run_dir
 
-    model, config = run_dir.load_model(model_dir)
-    test = load_split(config.dataset, "test", data_dir or config.data_dir)
-    result = predictive_errors(model, to_unit_float(test.images), test.labels, samples, draws,
-                               seed)
-    result.update({"split": "test", "dataset": config.dataset,
-                   "checkpoint": run_dir.latest_checkpoint_name(model_dir),
+    model, config = run_dir.load_model(job.model_dir)
+    stream = zlib.crc32(job.name.encode("utf-8"))
+    result = predictive_errors(model, to_unit_float(job.test.images), job.test.labels, samples,
+                               draws, seed, stream=stream)
+    result.update({"split": "test", "dataset": config.dataset, "trained_epochs": job.epochs,
+                   "checkpoint": run_dir.latest_checkpoint_name(job.model_dir),
                    "averaged_weights": config.model.ema_decay > 0})
-    atomic.write_json(os.path.join(model_dir, run_summary.PREDICTIVE_ERRORS), result)
+    atomic.write_json(os.path.join(job.model_dir, run_summary.PREDICTIVE_ERRORS), result)
     if results_dir is not None:
-        name = os.path.basename(os.path.normpath(model_dir))
-        run_summary.write_summary(results_dir, run_summary.build_summary(model_dir, name))
+        run_summary.write_summary(results_dir, run_summary.build_summary(job.model_dir, job.name))
     return result

@@ -198,13 +198,23 @@ def build_summary(run_dir: str, name: str | None = None,
         "flags_text": flags_text,
         "progress": read_progress(run_dir),
     }
-    predictive_path = os.path.join(run_dir, PREDICTIVE_ERRORS)
-    if os.path.isfile(predictive_path):
-        summary["predictive_errors"] = atomic.read_json(predictive_path)
+    predictive = read_predictive_errors(run_dir, summary["metrics"])
+    if predictive is not None:
+        summary["predictive_errors"] = predictive
     model = config["model"]
     if model["model"] == "vib" and model["bottleneck_dim"] == 2:
         summary["embedding"] = embedding(run_dir, embedding_images)
     return summary
+
+
+def read_predictive_errors(run_dir: str, metrics: dict[str, Any]) -> dict[str, Any] | None:
+    """bin/evaluate's numbers, if they were computed after the run's last epoch (a run trained
+    further since has new weights: its old numbers are left out)."""
+    path = os.path.join(run_dir, PREDICTIVE_ERRORS)
+    if not os.path.isfile(path):
+        return None
+    predictive = atomic.read_json(path)
+    return predictive if predictive.get("trained_epochs") == metrics.get("epochs") else None
 
 
 def embedding(run_dir: str, num_images: int = EMBEDDING_IMAGES) -> dict[str, Any]:

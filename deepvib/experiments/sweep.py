@@ -267,8 +267,7 @@ def _summarise(run: PlannedRun, results_dir: str, log: Callable[[str], None]) ->
     path = run_summary.summary_path(results_dir, run.name)
     metrics = atomic.read_json(os.path.join(run.run_dir, run_summary.METRICS))
     current = _existing(path)
-    predictive_path = os.path.join(run.run_dir, run_summary.PREDICTIVE_ERRORS)
-    predictive = atomic.read_json(predictive_path) if os.path.isfile(predictive_path) else None
+    predictive = run_summary.read_predictive_errors(run.run_dir, metrics)
     if current is not None and current.get("metrics") == metrics and current.get(
             "progress") == run_summary.read_progress(run.run_dir) and current.get(
             "predictive_errors") == predictive:
