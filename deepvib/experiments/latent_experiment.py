@@ -278,8 +278,12 @@ def _with_new_defaults(saved_model: Any, model_config: Any) -> Any:
     same model still counts as this experiment."""
     if not isinstance(saved_model, dict):
         return saved_model
-    defaults = {f.name: f.default for f in dataclasses.fields(model_config)
-                if f.default is not dataclasses.MISSING}
+    defaults = {}
+    for f in dataclasses.fields(model_config):
+        if f.default is not dataclasses.MISSING:
+            defaults[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            defaults[f.name] = f.default_factory()
     return jsonable(defaults) | saved_model
 
 

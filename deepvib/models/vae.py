@@ -85,7 +85,7 @@ class VAE(TrainableModel):
         category probabilities (JointVAE only), or their logarithms with
         `discrete_code="log_probabilities"` (which do not saturate as the softmax does)."""
         if discrete_code not in DISCRETE_CODES:
-            raise ValueError(f"discrete_code must be one of {DISCRETE_CODES}, "
+            raise ValueError(f"discrete_code must be one of {', '.join(DISCRETE_CODES)}, "
                              f"got {discrete_code!r}")
         squash = tf.nn.softmax if discrete_code == "probabilities" else tf.nn.log_softmax
         z_posterior, c_posteriors = self.posteriors(images)
