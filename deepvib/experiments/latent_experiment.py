@@ -80,11 +80,9 @@ class LatentAttackConfig:
 
     def __post_init__(self):
         from deepvib.attacks.latent import check_constants
-        from deepvib.models.vae import DISCRETE_CODES
+        from deepvib.models.vae import check_discrete_code
 
-        if self.discrete_code not in DISCRETE_CODES:
-            raise ValueError(f"discrete_code must be one of {', '.join(DISCRETE_CODES)}, "
-                             f"got {self.discrete_code!r}")
+        check_discrete_code(self.discrete_code)
 
         object.__setattr__(self, "constants", tuple(float(c) for c in self.constants))
         grid = check_constants(self.constants)

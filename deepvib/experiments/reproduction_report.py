@@ -190,7 +190,7 @@ def _mean_pm_std(mean: float | None, std: float | None, digits: int = 2) -> str:
 
 
 def table1_markdown(rows: Sequence[dict[str, Any]]) -> str:
-    drawn = [s for s in DRAWN_SAMPLES if any(str(s) in r.get("over_draws", {}) for r in rows)]
+    drawn = [s for s in DRAWN_SAMPLES if any(str(s) in r["over_draws"] for r in rows)]
     extra = "".join(f" {s}-sample, mean over draws (%) |" for s in drawn)
     lines = ["| Model | Recipe | Data | Seeds | Ours: test error (%), mean ± std | "
              f"Per seed (%) |{extra} Paper (%) |",
@@ -204,7 +204,7 @@ def table1_markdown(rows: Sequence[dict[str, Any]]) -> str:
         per_seed = ", ".join(percent(e) for e in row["test_errors"])
         cells = ""
         for s in drawn:
-            entry = row.get("over_draws", {}).get(str(s))
+            entry = row["over_draws"].get(str(s))
             cells += f" {_mean_pm_std(entry['mean'], entry['std'], 3) if entry else '—'} |"
         lines.append(f"| {row['label']} | {row['recipe']} | {row['dataset']} | "
                      f"{len(row['runs'])} | {ours} | {per_seed} |{cells} "
@@ -498,7 +498,7 @@ def markdown(report: dict[str, Any], rows: Sequence[dict[str, Any]]) -> str:
                ["", "The S-sample, mean-over-draws columns (VIB runs evaluated by "
                 "`bin/evaluate`): each run's error averaged over repeated evaluations with "
                 "fresh draws of z, which removes the sampling noise of a single evaluation; "
-                "mean ± std over seeds."] if any(r.get("over_draws") for r in rows) else []),
+                "mean ± std over seeds."] if any(r["over_draws"] for r in rows) else []),
            ""]
     for name, caption in CAPTIONS.items():
         out.append(f"## {caption.split(':')[0]}")

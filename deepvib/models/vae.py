@@ -27,6 +27,12 @@ tfd = tfp.distributions
 DISCRETE_CODES = ("probabilities", "log_probabilities")
 
 
+def check_discrete_code(discrete_code: str) -> None:
+    if discrete_code not in DISCRETE_CODES:
+        raise ValueError(f"discrete_code must be one of {', '.join(DISCRETE_CODES)}, "
+                         f"got {discrete_code!r}")
+
+
 class VAE(TrainableModel):
     def __init__(self, config: VAEConfig, **kwargs):
         super().__init__(config, **kwargs)
@@ -84,9 +90,7 @@ class VAE(TrainableModel):
         """[B, K + sum n_i]: the continuous posterior mean, then each discrete variable's
         category probabilities (JointVAE only), or their logarithms with
         `discrete_code="log_probabilities"` (which do not saturate as the softmax does)."""
-        if discrete_code not in DISCRETE_CODES:
-            raise ValueError(f"discrete_code must be one of {', '.join(DISCRETE_CODES)}, "
-                             f"got {discrete_code!r}")
+        check_discrete_code(discrete_code)
         squash = tf.nn.softmax if discrete_code == "probabilities" else tf.nn.log_softmax
         z_posterior, c_posteriors = self.posteriors(images)
         codes = [squash(latents.categorical_logits(q)) for q in c_posteriors]

@@ -139,9 +139,7 @@ def load_model(path: str, averaged: bool = True) -> tuple[TrainableModel, TrainC
     the run kept them."""
     config = load_config(path)
     model = build_model(config.model)
-    latest = tf.train.latest_checkpoint(os.path.join(path, CHECKPOINTS))
-    if latest is None:
-        raise RunDirError(f"{path} has no checkpoint yet")
+    latest = os.path.join(path, CHECKPOINTS, latest_checkpoint_name(path))
     tf.train.Checkpoint(model=model).restore(latest).expect_partial()
     if averaged:
         model.keep_averaged_weights()  # from now on the model holds the averaged weights
