@@ -1,7 +1,7 @@
 """Classifiers and VAEs with TFP distribution layers; objectives live in their `train_step`."""
 
 from deepvib.models.base import Classifier, TrainableModel
-from deepvib.models.config import INPUT_SCALINGS, MODELS, ModelConfig
+from deepvib.models.config import INPUT_SCALINGS, KL_ESTIMATORS, MODELS, ModelConfig
 from deepvib.models.deterministic import DeterministicClassifier
 from deepvib.models.heads import COVARIANCES
 from deepvib.models.vae import VAE
@@ -29,6 +29,7 @@ __all__ = [
     "ALL_MODELS",
     "COVARIANCES",
     "INPUT_SCALINGS",
+    "KL_ESTIMATORS",
     "MODELS",
     "VAE",
     "VAE_MODELS",

@@ -8,6 +8,7 @@ from deepvib.models.heads import COVARIANCES
 
 MODELS = ("vib", "deterministic", "dropout", "confidence_penalty", "label_smoothing")
 INPUT_SCALINGS = ("unit", "symmetric")
+KL_ESTIMATORS = ("analytic", "sampled")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,6 +19,7 @@ class ModelConfig:
     beta: float = 1e-3
     eval_samples: int = 12
     train_samples: int = 1  # z samples per example in training; CE is their mean
+    kl_estimator: str = "analytic"  # VIB training: analytic KL, or log p(z|x) - log r(z) at z
     hidden_units: tuple[int, ...] = (1024, 1024)
     input_scaling: str = "symmetric"  # images in [0, 1] are fed to the MLP as 2x - 1
     dropout_rate: float = 0.0
@@ -39,6 +41,8 @@ class ModelConfig:
             (self.bottleneck_dim >= 1, f"bottleneck_dim must be >= 1, got {self.bottleneck_dim}"),
             (self.beta >= 0, f"beta must be >= 0, got {self.beta}"),
             (self.eval_samples >= 1, f"eval_samples must be >= 1, got {self.eval_samples}"),
+            (self.kl_estimator in KL_ESTIMATORS,
+             f"kl_estimator must be one of {KL_ESTIMATORS}, got {self.kl_estimator!r}"),
             (self.train_samples >= 1, f"train_samples must be >= 1, got {self.train_samples}"),
             (all(h >= 1 for h in self.hidden_units), "hidden_units must be positive"),
             (0 <= self.dropout_rate < 1, f"dropout_rate must be in [0, 1): {self.dropout_rate}"),

@@ -24,6 +24,7 @@ class TrainConfig:
     batch_size: int = 100
     learning_rate: float = 1e-4
     adam_beta1: float = 0.5
+    adam_epsilon: float = 1e-7  # Keras' default, added to sqrt(v) before bias correction
     lr_decay_rate: float = 0.97
     lr_decay_epochs: float = 2.0
     seed: int = 0

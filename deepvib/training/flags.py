@@ -9,6 +9,7 @@ from deepvib.models import (
     ALL_MODELS,
     COVARIANCES,
     INPUT_SCALINGS,
+    KL_ESTIMATORS,
     VAE_MODELS,
     ModelConfig,
     VAEConfig,
@@ -29,6 +30,9 @@ def define_flags() -> None:
     flags.DEFINE_integer("eval_samples", 12, "VIB: posterior samples S of the predictive.")
     flags.DEFINE_integer("train_samples", 1,
                          "VIB: z samples per example in training (the CE is their mean).")
+    flags.DEFINE_enum("kl_estimator", "analytic", KL_ESTIMATORS,
+                      "VIB training: the KL term analytic, or sampled as log p(z|x) - log r(z) at "
+                      "the training samples of z (the authors' JAX remake).")
     flags.DEFINE_list("hidden_units", ["1024", "1024"], "Encoder MLP hidden layer sizes.")
     flags.DEFINE_enum("input_scaling", "symmetric", INPUT_SCALINGS,
                       "How [0,1] images enter the MLP: as is (unit) or as 2x-1 (symmetric).")
@@ -78,6 +82,9 @@ def define_flags() -> None:
     flags.DEFINE_integer("batch_size", 100, "Global batch size.")
     flags.DEFINE_float("learning_rate", 1e-4, "Adam learning rate.")
     flags.DEFINE_float("adam_beta1", 0.5, "Adam beta1.")
+    flags.DEFINE_float("adam_epsilon", 1e-7,
+                       "Adam epsilon, added to sqrt(v) before the bias correction (Keras' form; "
+                       "it equals the paper's epsilon once the correction has decayed).")
     flags.DEFINE_float("lr_decay_rate", 0.97, "Staircase decay factor (1 = constant).")
     flags.DEFINE_float("lr_decay_epochs", 2.0, "Epochs between learning-rate decays.")
     flags.DEFINE_float("ema_decay", 0.999,
@@ -107,6 +114,7 @@ def config_from_flags() -> TrainConfig:
         batch_size=FLAGS.batch_size,
         learning_rate=FLAGS.learning_rate,
         adam_beta1=FLAGS.adam_beta1,
+        adam_epsilon=FLAGS.adam_epsilon,
         lr_decay_rate=FLAGS.lr_decay_rate,
         lr_decay_epochs=FLAGS.lr_decay_epochs,
         seed=FLAGS.seed,
@@ -125,6 +133,7 @@ def classifier_config() -> ModelConfig:
         beta=FLAGS.beta if model == "vib" else 0.0,
         eval_samples=FLAGS.eval_samples if model == "vib" else 1,
         train_samples=FLAGS.train_samples if model == "vib" else 1,
+        kl_estimator=FLAGS.kl_estimator if model == "vib" else "analytic",
         hidden_units=tuple(_ints("hidden_units")),
         input_scaling=FLAGS.input_scaling,
         dropout_rate=FLAGS.dropout_rate if model == "dropout" else 0.0,

@@ -171,7 +171,8 @@ def _train(config: TrainConfig, splits: dict, strategy, is_chief: bool,
         )
     with strategy.scope():
         model = build_model(model_config)
-        optimizer = FusedAdam(learning_rate(config, steps_per_epoch), beta_1=config.adam_beta1)
+        optimizer = FusedAdam(learning_rate(config, steps_per_epoch), beta_1=config.adam_beta1,
+                              epsilon=config.adam_epsilon)
         optimizer.build(model.trainable_variables)
         model.compile(optimizer=optimizer, jit_compile=config.jit_compile,
                       steps_per_execution=config.steps_per_execution)
