@@ -17,8 +17,9 @@ import pytest
 import tensorflow as tf
 
 from deepvib.data import to_unit_float
-from deepvib.data.sources import load_split
+from deepvib.data.sources import load_split, load_splits
 from deepvib.evaluation.predictive_draws import predictive_errors
+from deepvib.experiments import reproduction_report as report
 from deepvib.experiments import run_summary
 from deepvib.models import ModelConfig, build_model
 from deepvib.training import run_dir
@@ -152,6 +153,32 @@ def test_bin_evaluate_writes_the_run_and_its_summary_and_the_report_shows_it(tmp
     assert len(table) == 2 + 5 and len({line.count("|") for line in table}) == 1
 
 
+def test_bin_evaluate_on_the_validation_split_stays_out_of_table1(tmp_path):
+    """--split=validation: the run's own held-out training examples (for choosing a recipe),
+    recorded as such; Table 1 (test errors) does not take them."""
+    run = str(tmp_path / "tiny_vib")
+    train(dataclasses.replace(tiny_config(run), validation_size=500), log=lambda line: None)
+    results = tmp_path / "results"
+    run_summary.write_summary(str(results), run_summary.build_summary(run))
+    proc = forked.run([sys.executable, EVALUATE, f"--model_dirs={run}", "--samples=12",
+                       "--draws=2", "--split=validation", f"--results_dir={results}"],
+                      cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "validation error over 2 draws" in proc.stdout
+    saved = run_dir.atomic.read_json(os.path.join(run, run_summary.PREDICTIVE_ERRORS))
+    assert saved["split"] == "validation" and saved["num_examples"] == 500
+    held_out = load_splits("mnist_5k", None, 500)["test"]
+    model, _ = run_dir.load_model(run, averaged=True)
+    again = predictive_errors(model, to_unit_float(held_out.images), held_out.labels, (12,), 2,
+                              seed=0, stream=saved["stream"])
+    assert again["samples"] == saved["samples"]
+    summary = run_summary.load_summaries([str(results)])[0]
+    assert summary.error_over_draws(12) is None
+    assert summary.error_over_draws(12, "validation") == pytest.approx(
+        saved["samples"]["12"]["mean"])
+    assert report.over_draws([summary]) == {}
+
+
 def test_numbers_of_earlier_weights_are_left_out_of_the_summary(tmp_path):
     """A run trained further after bin/evaluate: its summary drops the stale numbers."""
     run = str(tmp_path / "tiny_vib")
@@ -169,6 +196,7 @@ def test_numbers_of_earlier_weights_are_left_out_of_the_summary(tmp_path):
     (["--draws=0"], "draws must be"),
     (["--samples=0"], "samples must be"),
     (["--results_dir={tmp}"], "does not exist: --results_dir updates"),
+    (["--split=validation"], "trained without a validation split"),
 ])
 def test_bin_evaluate_bad_arguments_exit_2_before_evaluating(tmp_path, args, message):
     run = str(tmp_path / "tiny_vib")

@@ -15,6 +15,8 @@ from scipy import special, stats
 from deepvib.experiments import reproduction_figures as figs
 from deepvib.experiments import reproduction_report as report
 from deepvib.experiments import run_summary
+from deepvib.models import ModelConfig
+from deepvib.training.config import TrainConfig
 from tests.helpers import forked
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -273,3 +275,30 @@ def test_zero_errors_are_named_in_the_footnote_not_silently_dropped():
     note = figs.zeros_on_log_axis(curves)
     assert note == " 0 is not drawn on the log axis: train, 1 sample at β = 1e-09, 0.001."
     assert figs.zeros_on_log_axis(curves[1:]) == ""
+
+
+def test_runs_from_before_a_config_field_existed_share_a_row_with_newer_ones():
+    """Summaries written before `adam_epsilon` and `kl_estimator` existed are read with the
+    values those runs had, so they group with new runs of the same recipe, and apart from
+    runs that changed either."""
+    rng = np.random.default_rng(3)
+    old = summary("vib_seed0", rng, seed=0)
+    new = summary("vib_seed1", rng, seed=1)
+    new["config"]["adam_epsilon"] = 1e-7
+    new["config"]["model"]["kl_estimator"] = "analytic"
+    changed = summary("vib_sampled_seed0", rng, seed=0)
+    changed["config"]["adam_epsilon"] = 1e-8
+    changed["config"]["model"]["kl_estimator"] = "sampled"
+    runs = [run_summary.from_dict(s, s["name"]) for s in (old, new, changed)]
+    groups = report.group_by_recipe(runs)
+    assert sorted([r.name for r in g] for g in groups) == [["vib_sampled_seed0"],
+                                                          ["vib_seed0", "vib_seed1"]]
+    label = report.recipe_label(runs[2].config)
+    assert "ε 1e-08" in label and "KL sampled" in label
+    assert "ε" not in report.recipe_label(runs[0].config)
+    assert "KL sampled" not in report.recipe_label(runs[0].config)
+    # The filled-in values are the classes' defaults, and an old config.json still resumes.
+    assert run_summary.ADDED_FIELDS == {"adam_epsilon": TrainConfig.adam_epsilon}
+    assert run_summary.ADDED_CLASSIFIER_FIELDS == {"kl_estimator": ModelConfig.kl_estimator}
+    assert TrainConfig.from_dict(old["config"]).differences(
+        TrainConfig.from_dict({**new["config"], "seed": 0})) == []

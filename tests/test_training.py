@@ -202,3 +202,17 @@ def test_training_builds_one_training_iterator_for_the_run(tmp_path, monkeypatch
         later >= r["started_at"] + r["seconds"] - 1e-3
         for r, later in zip(progress, starts[1:], strict=False))
     assert all(0 <= r["checkpoint_seconds"] <= r["seconds"] for r in progress)
+
+
+def test_adam_epsilon_reaches_the_optimizer(tmp_path):
+    """With epsilon far above sqrt(v), Adam's steps shrink to lr * m / epsilon: one epoch
+    leaves the model at chance, where the default epsilon learns."""
+    model = ModelConfig(model="deterministic", hidden_units=(32,), bottleneck_dim=8, beta=0.0,
+                        eval_samples=1)
+    errors = {}
+    for epsilon in (1e-7, 100.0):
+        metrics = train(tiny_config(tmp_path / f"eps{epsilon:g}", model, adam_epsilon=epsilon),
+                        log=quiet)
+        errors[epsilon] = metrics["test_error"]
+    # Measured (seed 1): 0.345 and 0.892; chance is 0.9.
+    assert errors[1e-7] < 0.5 and errors[100.0] > 0.8, errors

@@ -1,12 +1,14 @@
-"""bin/evaluate's experiment: trained VIB runs' S-sample test errors over repeated draws.
+"""bin/evaluate's experiment: trained VIB runs' S-sample errors over repeated draws.
 
 For each run directory: the moving-average weights of its last checkpoint, the real test split
-of its dataset (also for runs trained with a validation split), and
+of its dataset (also for runs trained with a validation split) or, with `split="validation"`,
+the run's own validation split (the last `validation_size` training examples), and
 `deepvib.evaluation.predictive_draws.predictive_errors`, with a noise stream of its own (from
-the run's name). Written atomically to `<run>/predictive_errors.json` with the number of epochs
-the run had trained, which `run_summary` folds into the run's summary while it still describes
-the run's final weights; with a results directory the run's committed summary is rewritten at
-once, so `bin/report` draws the new numbers from `results/` like every other.
+the run's name). Written atomically to `<run>/predictive_errors.json` with the split and the
+number of epochs the run had trained, which `run_summary` folds into the run's summary while it
+still describes the run's final weights; with a results directory the run's committed summary is
+rewritten at once, so `bin/report` draws the new numbers from `results/` like every other (Table
+1 only test-split ones).
 """
 
 from __future__ import annotations
@@ -20,24 +22,29 @@ from typing import Any
 from deepvib.experiments import run_summary
 from deepvib.training import atomic
 
+SPLITS = ("test", "validation")
+
 
 @dataclasses.dataclass(frozen=True)
 class Job:
     model_dir: str
     name: str
     epochs: int  # metrics.json's: the training the evaluated weights have had
-    test: Any  # deepvib.data Split, the real test split
+    examples: Any  # deepvib.data Split: the real test split, or the run's validation split
 
 
 def prepare(model_dirs: Sequence[str], samples: Sequence[int], draws: int, seed: int,
-            data_dir: str | None, results_dir: str | None) -> tuple[list[Job], list[int]]:
+            data_dir: str | None, results_dir: str | None,
+            split: str = "test") -> tuple[list[Job], list[int]]:
     """Checks every run, the arguments and the data before any evaluation; returns the jobs
     and the distinct S values."""
-    from deepvib.data.sources import load_split
+    from deepvib.data.sources import load_split, load_splits
     from deepvib.evaluation.predictive_draws import check_arguments
     from deepvib.training import run_dir
 
     samples = check_arguments(samples, draws, seed)
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if results_dir is not None and not os.path.isdir(results_dir):
         raise FileNotFoundError(f"--results_dir={results_dir} does not exist")
     names = [os.path.basename(os.path.normpath(d)) for d in model_dirs]
@@ -61,25 +68,30 @@ def prepare(model_dirs: Sequence[str], samples: Sequence[int], draws: int, seed:
             raise FileNotFoundError(
                 f"{run_summary.summary_path(results_dir, name)} does not exist: --results_dir "
                 "updates the summaries of runs already in it (bin/sweep writes them)")
-        key = (config.dataset, data_dir or config.data_dir)
+        if split == "validation" and not config.validation_size:
+            raise ValueError(f"{d} was trained without a validation split "
+                             "(--validation_size=0): evaluate it on the test split")
+        key = (config.dataset, data_dir or config.data_dir,
+               config.validation_size if split == "validation" else 0)
         if key not in splits:
-            splits[key] = load_split(config.dataset, "test", key[1])
+            splits[key] = (load_splits(*key)["test"] if split == "validation"
+                           else load_split(config.dataset, "test", key[1]))
         epochs = atomic.read_json(metrics_path).get("epochs")
         jobs.append(Job(d, name, epochs, splits[key]))
     return jobs, samples
 
 
 def evaluate_run(job: Job, samples: Sequence[int], draws: int, seed: int,
-                 results_dir: str | None) -> dict[str, Any]:
+                 results_dir: str | None, split: str = "test") -> dict[str, Any]:
     from deepvib.data import to_unit_float
     from deepvib.evaluation.predictive_draws import predictive_errors
     from deepvib.training import run_dir
 
     model, config = run_dir.load_model(job.model_dir)
     stream = zlib.crc32(job.name.encode("utf-8"))
-    result = predictive_errors(model, to_unit_float(job.test.images), job.test.labels, samples,
-                               draws, seed, stream=stream)
-    result.update({"split": "test", "dataset": config.dataset, "trained_epochs": job.epochs,
+    result = predictive_errors(model, to_unit_float(job.examples.images), job.examples.labels,
+                               samples, draws, seed, stream=stream)
+    result.update({"split": split, "dataset": config.dataset, "trained_epochs": job.epochs,
                    "checkpoint": run_dir.latest_checkpoint_name(job.model_dir),
                    "averaged_weights": config.model.ema_decay > 0})
     atomic.write_json(os.path.join(job.model_dir, run_summary.PREDICTIVE_ERRORS), result)

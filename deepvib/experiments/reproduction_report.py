@@ -95,7 +95,9 @@ def recipe_label(config: dict[str, Any]) -> str:
     if list(m["hidden_units"]) != [1024, 1024]:
         parts.append(f"hidden units {','.join(str(h) for h in m['hidden_units'])}")
     parts.append(f"{_plural(config['epochs'], 'epoch')}, batch {config['batch_size']}")
-    parts.append(f"Adam lr {config['learning_rate']:g} (β1 {config['adam_beta1']:g})")
+    epsilon = config.get("adam_epsilon", run_summary.ADDED_FIELDS["adam_epsilon"])
+    epsilon_text = "" if epsilon == run_summary.ADDED_FIELDS["adam_epsilon"] else f", ε {epsilon:g}"
+    parts.append(f"Adam lr {config['learning_rate']:g} (β1 {config['adam_beta1']:g}{epsilon_text})")
     if config["lr_decay_rate"] != 1.0:
         parts.append(f"×{config['lr_decay_rate']:g} every {config['lr_decay_epochs']:g} "
                      "epochs")
@@ -104,6 +106,8 @@ def recipe_label(config: dict[str, Any]) -> str:
     if m["model"] == "vib":
         parts.append(f"{_plural(train_samples, 'z sample')} in training, "
                      f"{m['eval_samples']}-sample evaluation")
+        if m.get("kl_estimator", "analytic") == "sampled":
+            parts.append("KL sampled at the training z (log p(z|x) − log r(z))")
     if m.get("input_scaling", "symmetric") != "symmetric":
         parts.append(f"inputs {m['input_scaling']}")
     return ", ".join(parts)

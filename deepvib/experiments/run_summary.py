@@ -154,10 +154,13 @@ class RunSummary:
             return self.split_metric(split, "error_1shot")
         return self.split_metric(split, f"error_{samples or self.eval_samples}sample")
 
-    def error_over_draws(self, samples: int) -> float | None:
-        """Mean test error of the `samples`-sample predictive over bin/evaluate's draws
+    def error_over_draws(self, samples: int, split: str = "test") -> float | None:
+        """Mean error on `split` of the `samples`-sample predictive over bin/evaluate's draws
         (None when not evaluated so)."""
-        entry = (self.predictive_errors or {}).get("samples", {}).get(str(samples))
+        predictive = self.predictive_errors or {}
+        if predictive.get("split", "test") != split:
+            return None
+        entry = predictive.get("samples", {}).get(str(samples))
         return None if entry is None else float(entry["mean"])
 
 
@@ -283,6 +286,21 @@ def _flat(value: Any) -> bool:
                                                for v in value.values())
 
 
+# Config fields added since the first summaries were written, with the value every run before
+# them had (the classes' defaults; tests/test_report.py checks they agree). Summaries are read
+# with these filled in, so an older run and a newer one of the same recipe compare equal.
+ADDED_FIELDS = {"adam_epsilon": 1e-7}
+ADDED_CLASSIFIER_FIELDS = {"kl_estimator": "analytic"}
+
+
+def with_added_fields(config: dict[str, Any]) -> dict[str, Any]:
+    """A summary's config with the fields added since it was written, at their old values."""
+    config = ADDED_FIELDS | config
+    if config["model"].get("model") in MODEL_KINDS:
+        config["model"] = ADDED_CLASSIFIER_FIELDS | config["model"]
+    return config
+
+
 def from_dict(raw: Any, where: str) -> RunSummary:
     """Checks a summary's structure (every field the report reads) and wraps it."""
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
@@ -290,6 +308,9 @@ def from_dict(raw: Any, where: str) -> RunSummary:
         raise SummaryError(f"{where} is not a {FORMAT} run summary (format {found!r})")
     try:
         config, metrics, progress = raw["config"], raw["metrics"], raw["progress"]
+        _check(isinstance(config, dict) and isinstance(config["model"], dict),
+               "config and config.model are not objects")
+        config = with_added_fields(config)
         model = config["model"]
         _check(isinstance(raw["name"], str) and raw["name"], "name is not a string")
         _check(isinstance(model["model"], str), "model.model is not a string")
