@@ -164,6 +164,24 @@ def test_rerun_skips_finished_models_and_refuses_other_parameters(runs, attacks)
         robustness.prepare_jobs([runs["vib"]], other, attacks["targeted"])
 
 
+def test_a_record_written_before_a_model_field_existed_still_counts(runs, attacks, tmp_path):
+    """Records of earlier versions lack model-config fields added since (`kl_estimator`): at
+    its default that is the same model, and the rerun skips it; another model is refused."""
+    out = str(tmp_path / "targeted")
+    shutil.copytree(attacks["targeted"], out)
+    path = os.path.join(out, "vib", "attack.json")
+    record = read_record(out, "vib")
+    assert record["model"].pop("kl_estimator") == "analytic"
+    robustness.atomic.write_json(path, record)
+    config = AttackConfig(targeted=True, **TINY_CW_CONFIG, cw_batch_size=8)
+    (job,) = robustness.prepare_jobs([runs["vib"]], config, out)
+    assert robustness.is_done(job, config)
+    record["model"]["bottleneck_dim"] += 1
+    robustness.atomic.write_json(path, record)
+    with pytest.raises(ValueError, match="--overwrite"):
+        robustness.prepare_jobs([runs["vib"]], config, out)
+
+
 def test_sampling_vib_adversarials_are_judged_on_redraws(runs, attacks, tmp_path):
     """A 12-sample VIB's adversarials get REDRAWS fresh evaluations (deterministic models
     none); a record that predates them gets them added when a rerun skips it."""

@@ -155,28 +155,33 @@ def test_bin_evaluate_writes_the_run_and_its_summary_and_the_report_shows_it(tmp
 
 def test_bin_evaluate_on_the_validation_split_stays_out_of_table1(tmp_path):
     """--split=validation: the run's own held-out training examples (for choosing a recipe),
-    recorded as such; Table 1 (test errors) does not take them."""
+    kept in a file and summary field of their own: the test split's numbers stay, and Table 1
+    shows only those."""
     run = str(tmp_path / "tiny_vib")
     train(dataclasses.replace(tiny_config(run), validation_size=500), log=lambda line: None)
     results = tmp_path / "results"
     run_summary.write_summary(str(results), run_summary.build_summary(run))
-    proc = forked.run([sys.executable, EVALUATE, f"--model_dirs={run}", "--samples=12",
-                       "--draws=2", "--split=validation", f"--results_dir={results}"],
-                      cwd=ROOT, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "validation error over 2 draws" in proc.stdout
-    saved = run_dir.atomic.read_json(os.path.join(run, run_summary.PREDICTIVE_ERRORS))
-    assert saved["split"] == "validation" and saved["num_examples"] == 500
+    saved = {}
+    for split in ("test", "validation"):
+        proc = forked.run([sys.executable, EVALUATE, f"--model_dirs={run}", "--samples=12",
+                           "--draws=2", f"--split={split}", f"--results_dir={results}"],
+                          cwd=ROOT, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert f"{split} error over 2 draws" in proc.stdout
+        filename, _ = run_summary.PREDICTIVE_SPLITS[split]
+        saved[split] = run_dir.atomic.read_json(os.path.join(run, filename))
+        assert saved[split]["split"] == split
+    assert saved["validation"]["num_examples"] == 500 != saved["test"]["num_examples"]
     held_out = load_splits("mnist_5k", None, 500)["test"]
     model, _ = run_dir.load_model(run, averaged=True)
     again = predictive_errors(model, to_unit_float(held_out.images), held_out.labels, (12,), 2,
-                              seed=0, stream=saved["stream"])
-    assert again["samples"] == saved["samples"]
+                              seed=0, stream=saved["validation"]["stream"])
+    assert again["samples"] == saved["validation"]["samples"]
     summary = run_summary.load_summaries([str(results)])[0]
-    assert summary.error_over_draws(12) is None
-    assert summary.error_over_draws(12, "validation") == pytest.approx(
-        saved["samples"]["12"]["mean"])
-    assert report.over_draws([summary]) == {}
+    means = {split: saved[split]["samples"]["12"]["mean"] for split in saved}
+    assert summary.error_over_draws(12) == pytest.approx(means["test"])
+    assert summary.error_over_draws(12, "validation") == pytest.approx(means["validation"])
+    assert report.over_draws([summary])["12"]["per_seed"] == [summary.error_over_draws(12)]
 
 
 def test_numbers_of_earlier_weights_are_left_out_of_the_summary(tmp_path):

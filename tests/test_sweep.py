@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 
+from deepvib.experiments import train_flags_resolver
 from deepvib.training.trainer import KILL_AFTER_EPOCH_ENV
 from tests.helpers import forked
 
@@ -141,3 +142,16 @@ def check_embedding(run_dir, summary):
     assert (run_summary.CONFIG, run_summary.METRICS, run_summary.PROGRESS,
             run_summary.FLAGS_TEXT) == (layout.CONFIG, layout.METRICS, layout.PROGRESS,
                                         layout.FLAGS_TEXT)
+
+
+def test_the_remake_flags_reach_the_config(monkeypatch):
+    """bin/train's --kl_estimator and --adam_epsilon, through the sampled-KL flagfile."""
+    monkeypatch.chdir(ROOT)  # the flagfile includes configs/mnist_k256_fast.flags
+    (resolved,) = train_flags_resolver.resolve(
+        [["--flagfile=configs/mnist_k256_fast_sampled_kl.flags", "--output_dir=x"]])
+    config = resolved["config"]
+    assert config["model"]["kl_estimator"] == "sampled" and config["adam_epsilon"] == 1e-8
+    assert config["model"]["train_samples"] == 12 and config["epochs"] == 25
+    (default,) = train_flags_resolver.resolve([["--output_dir=x"]])
+    assert default["config"]["model"]["kl_estimator"] == "analytic"
+    assert default["config"]["adam_epsilon"] == 1e-7

@@ -50,3 +50,17 @@ def test_a_different_or_shorter_committed_run_is_trained_again(tmp_path):
     commit(results, CONFIG, epochs=2)
     assert sweep.state(planned(tmp_path), str(results)) == sweep.NEW
     assert sweep.state(planned(tmp_path, epochs=2), str(results)) == sweep.COMMITTED
+
+
+def test_a_committed_run_from_before_a_field_existed_matches_only_that_fields_old_value(
+        tmp_path):
+    """A summary written before `adam_epsilon` and `kl_estimator` existed is the analytic
+    recipe with Keras' epsilon: it counts for that plan, not for the sampled-KL one."""
+    results = tmp_path / "results"
+    commit(results, CONFIG, epochs=3)
+    old_recipe = planned(tmp_path, adam_epsilon=1e-7,
+                         model={**CONFIG["model"], "kl_estimator": "analytic"})
+    assert sweep.state(old_recipe, str(results)) == sweep.COMMITTED
+    for changed in ({"adam_epsilon": 1e-8},
+                    {"model": {**CONFIG["model"], "kl_estimator": "sampled"}}):
+        assert sweep.state(planned(tmp_path, **changed), str(results)) == sweep.NEW

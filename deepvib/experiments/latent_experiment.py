@@ -35,7 +35,7 @@ import numpy as np
 
 from deepvib.experiments import latent_scoring
 from deepvib.experiments.latent_pairs import PairPlan, draw_pairs
-from deepvib.experiments.records import jsonable
+from deepvib.experiments.records import jsonable, with_config_defaults
 from deepvib.training import atomic
 
 RECORD_FORMAT = "deepvib.latent_attack/1"
@@ -266,23 +266,8 @@ def is_done(job: Job, plan: Plan) -> bool:
     if not os.path.exists(job.record_path):
         return False
     saved = atomic.read_json(job.record_path)
-    saved["model"] = _with_new_defaults(saved.get("model"), job.train_config.model)
+    saved["model"] = with_config_defaults(saved.get("model"), job.train_config.model)
     return all(saved.get(k) == v for k, v in record_identity(job, plan).items())
-
-
-def _with_new_defaults(saved_model: Any, model_config: Any) -> Any:
-    """A saved model config with the fields added to the config class since it was written
-    (e.g. `mixed_precision`) filled in with their defaults, so that an older record of the
-    same model still counts as this experiment."""
-    if not isinstance(saved_model, dict):
-        return saved_model
-    defaults = {}
-    for f in dataclasses.fields(model_config):
-        if f.default is not dataclasses.MISSING:
-            defaults[f.name] = f.default
-        elif f.default_factory is not dataclasses.MISSING:
-            defaults[f.name] = f.default_factory()
-    return jsonable(defaults) | saved_model
 
 
 def run(plan: Plan, overwrite: bool = False, log: Log = print_now) -> list[dict[str, Any]]:

@@ -4,11 +4,12 @@ For each run directory: the moving-average weights of its last checkpoint, the r
 of its dataset (also for runs trained with a validation split) or, with `split="validation"`,
 the run's own validation split (the last `validation_size` training examples), and
 `deepvib.evaluation.predictive_draws.predictive_errors`, with a noise stream of its own (from
-the run's name). Written atomically to `<run>/predictive_errors.json` with the split and the
-number of epochs the run had trained, which `run_summary` folds into the run's summary while it
-still describes the run's final weights; with a results directory the run's committed summary is
-rewritten at once, so `bin/report` draws the new numbers from `results/` like every other (Table
-1 only test-split ones).
+the run's name). Written atomically to `<run>/predictive_errors.json` (validation:
+`predictive_errors_validation.json`) with the split and the number of epochs the run had
+trained, which `run_summary` folds into the run's summary while it still describes the run's
+final weights; with a results directory the run's committed summary is rewritten at once, so
+`bin/report` draws the new numbers from `results/` like every other (Table 1 only the test
+split's).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 from deepvib.experiments import run_summary
 from deepvib.training import atomic
 
-SPLITS = ("test", "validation")
+SPLITS = tuple(run_summary.PREDICTIVE_SPLITS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Job:
     model_dir: str
     name: str
     epochs: int  # metrics.json's: the training the evaluated weights have had
+    split: str  # "test" or "validation"
     examples: Any  # deepvib.data Split: the real test split, or the run's validation split
 
 
@@ -52,7 +54,8 @@ def prepare(model_dirs: Sequence[str], samples: Sequence[int], draws: int, seed:
     if twice:
         raise ValueError(f"runs share the base name(s) {twice}; their summaries would "
                          "overwrite each other")
-    splits: dict[tuple[str, str | None], Any] = {}
+    # (dataset, data_dir, validation_size or 0) -> the examples to evaluate
+    splits: dict[tuple[str, str | None, int], Any] = {}
     jobs = []
     for d, name in zip(model_dirs, names, strict=True):
         config = run_dir.load_config(d)
@@ -74,15 +77,17 @@ def prepare(model_dirs: Sequence[str], samples: Sequence[int], draws: int, seed:
         key = (config.dataset, data_dir or config.data_dir,
                config.validation_size if split == "validation" else 0)
         if key not in splits:
+            # load_splits names the held-out training examples "test" (its real test split
+            # is "final_test"), so the trainer's selection never sees the test set.
             splits[key] = (load_splits(*key)["test"] if split == "validation"
                            else load_split(config.dataset, "test", key[1]))
         epochs = atomic.read_json(metrics_path).get("epochs")
-        jobs.append(Job(d, name, epochs, splits[key]))
+        jobs.append(Job(d, name, epochs, split, splits[key]))
     return jobs, samples
 
 
 def evaluate_run(job: Job, samples: Sequence[int], draws: int, seed: int,
-                 results_dir: str | None, split: str = "test") -> dict[str, Any]:
+                 results_dir: str | None) -> dict[str, Any]:
     from deepvib.data import to_unit_float
     from deepvib.evaluation.predictive_draws import predictive_errors
     from deepvib.training import run_dir
@@ -91,10 +96,11 @@ def evaluate_run(job: Job, samples: Sequence[int], draws: int, seed: int,
     stream = zlib.crc32(job.name.encode("utf-8"))
     result = predictive_errors(model, to_unit_float(job.examples.images), job.examples.labels,
                                samples, draws, seed, stream=stream)
-    result.update({"split": split, "dataset": config.dataset, "trained_epochs": job.epochs,
+    result.update({"split": job.split, "dataset": config.dataset, "trained_epochs": job.epochs,
                    "checkpoint": run_dir.latest_checkpoint_name(job.model_dir),
                    "averaged_weights": config.model.ema_decay > 0})
-    atomic.write_json(os.path.join(job.model_dir, run_summary.PREDICTIVE_ERRORS), result)
+    filename, _ = run_summary.PREDICTIVE_SPLITS[job.split]
+    atomic.write_json(os.path.join(job.model_dir, filename), result)
     if results_dir is not None:
         run_summary.write_summary(results_dir, run_summary.build_summary(job.model_dir, job.name))
     return result

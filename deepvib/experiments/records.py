@@ -123,3 +123,18 @@ def load_records(experiment_dir: str) -> list[AttackRecord]:
                                 "(the --output_dir of bin/attack)")
     records = [load_record(os.path.join(experiment_dir, d)) for d in found]
     return sorted(records, key=sort_key)
+
+
+def with_config_defaults(saved: Any, config: Any) -> Any:
+    """A saved config dict with the fields added to `config`'s dataclass since it was written
+    (e.g. `mixed_precision`, `kl_estimator`) filled in with their defaults, so that an older
+    record of the same model still counts as the same experiment."""
+    if not isinstance(saved, dict):
+        return saved
+    defaults = {}
+    for f in dataclasses.fields(config):
+        if f.default is not dataclasses.MISSING:
+            defaults[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            defaults[f.name] = f.default_factory()
+    return jsonable(defaults) | saved

@@ -106,7 +106,7 @@ def recipe_label(config: dict[str, Any]) -> str:
     if m["model"] == "vib":
         parts.append(f"{_plural(train_samples, 'z sample')} in training, "
                      f"{m['eval_samples']}-sample evaluation")
-        if m.get("kl_estimator", "analytic") == "sampled":
+        if m.get("kl_estimator", run_summary.ADDED_CLASSIFIER_FIELDS["kl_estimator"]) == "sampled":
             parts.append("KL sampled at the training z (log p(z|x) − log r(z))")
     if m.get("input_scaling", "symmetric") != "symmetric":
         parts.append(f"inputs {m['input_scaling']}")

@@ -33,7 +33,13 @@ from deepvib.attacks import AttackResult, cw_l2, fgsm, pgd
 from deepvib.data.sources import Split, load_split
 from deepvib.experiments.attack_config import AttackConfig, choose_targets, select_indices
 from deepvib.experiments.model_logits import LogitsFn, attack_logits_fn, describe_logits_fn
-from deepvib.experiments.records import ADVERSARIAL_NPZ, ATTACK_JSON, RECORD_FORMAT, jsonable
+from deepvib.experiments.records import (
+    ADVERSARIAL_NPZ,
+    ATTACK_JSON,
+    RECORD_FORMAT,
+    jsonable,
+    with_config_defaults,
+)
 from deepvib.training import atomic, run_dir
 from deepvib.training.atomic import write_bytes
 from deepvib.training.config import TrainConfig
@@ -134,8 +140,9 @@ def is_done(job: AttackJob, config: AttackConfig) -> bool:
     if not os.path.exists(job.record_path):
         return False
     saved = atomic.read_json(job.record_path)
+    model = job.train_config.model
     return (saved.get("params") == jsonable(config.params())
-            and saved.get("model") == job.train_config.model.to_dict())
+            and with_config_defaults(saved.get("model"), model) == model.to_dict())
 
 
 def run_jobs(

@@ -87,6 +87,9 @@ class RunSummary:
     # bin/evaluate's S-sample test errors over repeated draws (deepvib.evaluation.
     # predictive_draws), when it was run: {"samples": {"12": {"mean", "std", "errors"}}, ...}
     predictive_errors: dict[str, Any] | None = None
+    # The same on the run's validation split (`bin/evaluate --split=validation`): for choosing
+    # between recipes, never shown as a test error.
+    validation_predictive_errors: dict[str, Any] | None = None
 
     @property
     def model_config(self) -> dict[str, Any]:
@@ -157,9 +160,8 @@ class RunSummary:
     def error_over_draws(self, samples: int, split: str = "test") -> float | None:
         """Mean error on `split` of the `samples`-sample predictive over bin/evaluate's draws
         (None when not evaluated so)."""
-        predictive = self.predictive_errors or {}
-        if predictive.get("split", "test") != split:
-            return None
+        predictive = {"test": self.predictive_errors,
+                      "validation": self.validation_predictive_errors}[split] or {}
         entry = predictive.get("samples", {}).get(str(samples))
         return None if entry is None else float(entry["mean"])
 
@@ -169,6 +171,11 @@ class RunSummary:
 # TensorFlow).
 CONFIG, FLAGS_TEXT, METRICS, PROGRESS = "config.json", "flags.txt", "metrics.json", "progress.jsonl"
 PREDICTIVE_ERRORS = "predictive_errors.json"  # bin/evaluate's, when it was run
+# bin/evaluate's files and the summary's keys, per split: one each, so that evaluating one
+# split never replaces the other's numbers.
+PREDICTIVE_SPLITS = {"test": ("predictive_errors.json", "predictive_errors"),
+                     "validation": ("predictive_errors_validation.json",
+                                    "predictive_errors_validation")}
 
 
 def read_progress(run_dir: str) -> list[dict[str, Any]]:
@@ -201,19 +208,21 @@ def build_summary(run_dir: str, name: str | None = None,
         "flags_text": flags_text,
         "progress": read_progress(run_dir),
     }
-    predictive = read_predictive_errors(run_dir, summary["metrics"])
-    if predictive is not None:
-        summary["predictive_errors"] = predictive
+    for split, (_, key) in PREDICTIVE_SPLITS.items():
+        predictive = read_predictive_errors(run_dir, summary["metrics"], split)
+        if predictive is not None:
+            summary[key] = predictive
     model = config["model"]
     if model["model"] == "vib" and model["bottleneck_dim"] == 2:
         summary["embedding"] = embedding(run_dir, embedding_images)
     return summary
 
 
-def read_predictive_errors(run_dir: str, metrics: dict[str, Any]) -> dict[str, Any] | None:
+def read_predictive_errors(run_dir: str, metrics: dict[str, Any],
+                           split: str = "test") -> dict[str, Any] | None:
     """bin/evaluate's numbers, if they were computed after the run's last epoch (a run trained
     further since has new weights: its old numbers are left out)."""
-    path = os.path.join(run_dir, PREDICTIVE_ERRORS)
+    path = os.path.join(run_dir, PREDICTIVE_SPLITS[split][0])
     if not os.path.isfile(path):
         return None
     predictive = atomic.read_json(path)
@@ -336,7 +345,9 @@ def from_dict(raw: Any, where: str) -> RunSummary:
             isinstance(r, dict) and isinstance(r.get("epoch"), int) for r in progress),
             "progress is not a list of records with an integer epoch")
         embedding_arrays = _embedding(raw.get("embedding"), model["bottleneck_dim"])
-        predictive = _predictive_errors(raw.get("predictive_errors"))
+        predictive = _predictive_errors(raw.get("predictive_errors"), "predictive_errors")
+        validation_predictive = _predictive_errors(raw.get("predictive_errors_validation"),
+                                                   "predictive_errors_validation")
     except KeyError as e:
         raise SummaryError(f"{where} lacks the field {e}") from e
     except (TypeError, ValueError) as e:
@@ -346,17 +357,17 @@ def from_dict(raw: Any, where: str) -> RunSummary:
         name=raw["name"], config=config, metrics=metrics,
         progress=[progress_record(r, held_out) for r in progress],
         flags_text=raw.get("flags_text"), embedding=embedding_arrays, path=where,
-        predictive_errors=predictive)
+        predictive_errors=predictive, validation_predictive_errors=validation_predictive)
 
 
-def _predictive_errors(raw: Any) -> dict[str, Any] | None:
+def _predictive_errors(raw: Any, key: str) -> dict[str, Any] | None:
     if raw is None:
         return None
     _check(isinstance(raw, dict) and isinstance(raw.get("samples"), dict),
-           "predictive_errors.samples is not an object")
+           f"{key}.samples is not an object")
     for samples, entry in raw["samples"].items():
         _check(samples.isdigit() and isinstance(entry, dict) and _is_number(entry.get("mean")),
-               f"predictive_errors.samples[{samples!r}] is not {{'mean': number, ...}}")
+               f"{key}.samples[{samples!r}] is not {{'mean': number, ...}}")
     return raw
 
 

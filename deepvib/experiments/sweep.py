@@ -147,8 +147,11 @@ def check_run_dirs(runs: list[PlannedRun]) -> None:
 
 def config_differences(saved: dict, planned: dict) -> list[str]:
     """Dotted keys on which a saved run's config and a planned one disagree, beyond
-    COMPATIBLE_KEYS; keys only one side has are not compared (bin/train fills in new keys)."""
-    saved, planned = run_summary.flattened(saved), run_summary.flattened(planned)
+    COMPATIBLE_KEYS. A saved config from before a field existed is compared at the value that
+    field had then (`run_summary.with_added_fields`); other keys only one side has are not
+    compared (bin/train fills in new keys)."""
+    saved = run_summary.flattened(run_summary.with_added_fields(saved))
+    planned = run_summary.flattened(planned)
     return sorted(k for k in set(saved) & set(planned)
                   if k not in COMPATIBLE_KEYS and saved[k] != planned[k])
 

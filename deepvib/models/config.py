@@ -43,6 +43,8 @@ class ModelConfig:
             (self.eval_samples >= 1, f"eval_samples must be >= 1, got {self.eval_samples}"),
             (self.kl_estimator in KL_ESTIMATORS,
              f"kl_estimator must be one of {KL_ESTIMATORS}, got {self.kl_estimator!r}"),
+            (self.kl_estimator == "analytic" or self.model == "vib",
+             f"kl_estimator={self.kl_estimator!r} applies to the VIB only, not {self.model!r}"),
             (self.train_samples >= 1, f"train_samples must be >= 1, got {self.train_samples}"),
             (all(h >= 1 for h in self.hidden_units), "hidden_units must be positive"),
             (0 <= self.dropout_rate < 1, f"dropout_rate must be in [0, 1): {self.dropout_rate}"),

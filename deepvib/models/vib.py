@@ -2,7 +2,9 @@
 prior r(z) = N(0, I); `train_step` minimises eq. 17: the cross-entropy averaged over
 `train_samples` reparameterised samples per example (1 in the paper; 12 in the authors' later JAX
 remake), plus beta times the KL to the prior, either analytic (`kl_estimator="analytic"`) or
-estimated at the same samples as log p(z|x) - log r(z) (`"sampled"`, the remake's "rate").
+estimated at the same samples as log p(z|x) - log r(z) (`"sampled"`, the remake's "rate"; the
+reported training loss is then that estimate's, the held-out loss stays analytic: the same
+expectation).
 Reported every epoch: loss, CE, the analytic KL in nats and bits (the upper bound on I(Z,X),
 eq. 14), the lower bound on I(Z,Y) in bits (H(Y) - CE / ln 2, eq. 12 with eq. 11), and the
 1-shot, S-sample (mean of softmaxes over S posterior samples, §4.1.1) and mean-mode (z = mu)

@@ -39,6 +39,7 @@ class TrainConfig:
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
             (self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}"),
             (0 <= self.adam_beta1 < 1, f"adam_beta1 must be in [0, 1), got {self.adam_beta1}"),
+            (self.adam_epsilon > 0, f"adam_epsilon must be > 0, got {self.adam_epsilon}"),
             (0 < self.lr_decay_rate <= 1, f"lr_decay_rate must be in (0, 1]: {self.lr_decay_rate}"),
             (self.lr_decay_epochs > 0, f"lr_decay_epochs must be > 0: {self.lr_decay_epochs}"),
             (self.validation_size >= 0, "validation_size must be >= 0"),
