@@ -114,8 +114,7 @@ def tiny_config(path: str, model: str = "vib") -> TrainConfig:
 
 def test_bin_evaluate_writes_the_run_and_its_summary_and_the_report_shows_it(tmp_path):
     run = str(tmp_path / "tiny_vib")
-    config = tiny_config(run)
-    train(dataclasses.replace(config, validation_size=500), log=lambda line: None)
+    train(tiny_config(run), log=lambda line: None)
     results = tmp_path / "results"
     run_summary.write_summary(str(results), run_summary.build_summary(run))
     proc = forked.run([sys.executable, EVALUATE, f"--model_dirs={run}", "--samples=1,12,1024",
@@ -124,10 +123,10 @@ def test_bin_evaluate_writes_the_run_and_its_summary_and_the_report_shows_it(tmp
     assert "S=12:" in proc.stdout
     saved = run_dir.atomic.read_json(os.path.join(run, run_summary.PREDICTIVE_ERRORS))
     assert set(saved["samples"]) == {"1", "12", "1024"} and saved["checkpoint"] == "ckpt-1"
-    # Recomputed here: the moving-average weights on the real test split (not the 500
-    # validation images the run was trained beside), with the run's own noise stream.
+    # Recomputed here: the moving-average weights on the test split, with the run's own noise
+    # stream.
     test = load_split("mnist_5k", "test")
-    assert saved["num_examples"] == len(test.labels) != 500
+    assert saved["num_examples"] == len(test.labels)
     model, _ = run_dir.load_model(run, averaged=True)
     again = predictive_errors(model, to_unit_float(test.images), test.labels, (1, 12, 1024), 3,
                               seed=0, stream=saved["stream"])
@@ -171,7 +170,9 @@ def test_bin_evaluate_on_the_validation_split_stays_out_of_table1(tmp_path):
         filename, _ = run_summary.PREDICTIVE_SPLITS[split]
         saved[split] = run_dir.atomic.read_json(os.path.join(run, filename))
         assert saved[split]["split"] == split
-    assert saved["validation"]["num_examples"] == 500 != saved["test"]["num_examples"]
+    # The test split is the real one, not the 500 images held out beside training.
+    assert saved["validation"]["num_examples"] == 500
+    assert saved["test"]["num_examples"] == len(load_split("mnist_5k", "test").labels)
     held_out = load_splits("mnist_5k", None, 500)["test"]
     model, _ = run_dir.load_model(run, averaged=True)
     again = predictive_errors(model, to_unit_float(held_out.images), held_out.labels, (12,), 2,
@@ -182,6 +183,11 @@ def test_bin_evaluate_on_the_validation_split_stays_out_of_table1(tmp_path):
     assert summary.error_over_draws(12) == pytest.approx(means["test"])
     assert summary.error_over_draws(12, "validation") == pytest.approx(means["validation"])
     assert report.over_draws([summary])["12"]["per_seed"] == [summary.error_over_draws(12)]
+    # The report: the run in the selection table (its validation draws), not in Table 1.
+    (row,) = report.selection_rows([summary])
+    assert row["validation_errors"] == [pytest.approx(means["validation"])]
+    assert row["measured_as"] == ["12-sample, mean of 2 draws"]
+    assert all(not r["runs"] for r in report.table1([summary]))
 
 
 def test_numbers_of_earlier_weights_are_left_out_of_the_summary(tmp_path):

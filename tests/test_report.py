@@ -302,3 +302,32 @@ def test_runs_from_before_a_config_field_existed_share_a_row_with_newer_ones():
     assert run_summary.ADDED_CLASSIFIER_FIELDS == {"kl_estimator": ModelConfig.kl_estimator}
     assert TrainConfig.from_dict(old["config"]).differences(
         TrainConfig.from_dict({**new["config"], "seed": 0})) == []
+
+
+def test_validation_runs_fill_the_selection_table_not_table1(tmp_path):
+    """Runs that held out a validation split are grouped by recipe with their validation
+    errors (lowest mean first) and stay out of Table 1, whose rows hold the others."""
+    rng = np.random.default_rng(5)
+    runs = []
+    for lr, errors in ((1e-4, (0.0125, 0.0131)), (1e-3, (0.0150, 0.0140))):
+        for seed, error in enumerate(errors):
+            s = summary(f"val_lr{lr:g}_seed{seed}", rng, seed=seed, lr=lr)
+            s["config"]["validation_size"] = 1000
+            s["metrics"]["validation"] = {"error_12sample": error, "error_1shot": 0.02}
+            runs.append(s)
+    runs.append(summary("full_seed0", rng))
+    write_results(tmp_path / "results", runs)
+    out = tmp_path / "report"
+    proc = run_report(f"--results_dirs={tmp_path / 'results'}", f"--output_dir={out}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads((out / "report.json").read_text())
+    first, second = data["selection"]
+    assert first["runs"] == ["val_lr0.0001_seed0", "val_lr0.0001_seed1"]
+    assert first["validation_errors"] == [0.0125, 0.0131]
+    assert first["mean"] == pytest.approx(0.0128)
+    assert second["mean"] == pytest.approx(0.0145) and "lr 0.001" in second["recipe"]
+    assert first["measured_as"] == ["12-sample, one evaluation"]
+    (vib,) = [r for r in data["table1"] if r["model"] == "vib"]
+    assert vib["runs"] == ["full_seed0"]
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "## Recipe selection: validation error" in md and "1.280 ± 0.042" in md

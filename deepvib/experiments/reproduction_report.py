@@ -144,6 +144,9 @@ def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
 
 
 def table1_candidates(kind: str, runs: Sequence[RunSummary]) -> list[RunSummary]:
+    """The runs of one Table 1 model, trained on the whole training set (runs that held out a
+    validation split are for choosing a recipe: the selection table shows them)."""
+    runs = [r for r in runs if r.held_out == "test"]
     if kind != "vib":
         return [r for r in runs if r.kind == kind]
     return [r for r in runs if r.is_vib and r.bottleneck_dim != 2
@@ -214,6 +217,51 @@ def table1_markdown(rows: Sequence[dict[str, Any]]) -> str:
                      f"{len(row['runs'])} | {ours} | {per_seed} |{cells} "
                      f"{row['paper_percent']:.2f} |")
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------- recipe selection
+def validation_error(run: RunSummary) -> tuple[float, str]:
+    """A validation run's error to choose on, and how it was measured: the S-sample predictive
+    averaged over bin/evaluate's draws when evaluated so, else the final evaluation's."""
+    if run.is_vib:
+        drawn = run.error_over_draws(run.eval_samples, "validation")
+        if drawn is not None:
+            draws = run.validation_predictive_errors["draws"]
+            return drawn, f"{run.eval_samples}-sample, mean of {draws} draws"
+        return run.error("validation"), f"{run.eval_samples}-sample, one evaluation"
+    return run.error("validation"), "one evaluation"
+
+
+def selection_rows(runs: Sequence[RunSummary]) -> list[dict[str, Any]]:
+    """One row per recipe among the runs that held out a validation split: their validation
+    errors per seed, mean ± std (lowest mean first). No test number appears here."""
+    rows = []
+    for group in group_by_recipe([r for r in runs if r.held_out == "validation"]):
+        measured = [validation_error(r) for r in group]
+        errors = [e for e, _ in measured]
+        mean, std = mean_std(errors)
+        rows.append({"recipe": recipe_label(group[0].config), "model": group[0].kind,
+                     "dataset": dataset_label(group[0].config),
+                     "runs": [r.name for r in group], "seeds": [r.seed for r in group],
+                     "validation_errors": errors, "measured_as": sorted({m for _, m in measured}),
+                     "mean": mean, "std": std})
+    return sorted(rows, key=lambda row: row["mean"])
+
+
+def selection_markdown(rows: Sequence[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    lines = ["## Recipe selection: validation error", "",
+             "Runs that held out the end of the training set (never in Table 1), one row per "
+             "recipe, lowest mean first: the numbers to choose a recipe on, not the test set.",
+             "", "| Model | Recipe | Data | Seeds | Validation error (%), mean ± std | "
+             "Per seed (%) | Measured as |", "|---|---|---|---:|---:|---:|---|"]
+    for row in rows:
+        per_seed = ", ".join(percent(e, 3) for e in row["validation_errors"])
+        lines.append(f"| {row['model']} | {row['recipe']} | {row['dataset']} | "
+                     f"{len(row['runs'])} | {_mean_pm_std(row['mean'], row['std'], 3)} | "
+                     f"{per_seed} | {'; '.join(row['measured_as'])} |")
+    return lines + [""]
 
 
 # ----------------------------------------------------------------------- series over beta
@@ -470,7 +518,7 @@ def make_report(runs: Sequence[RunSummary], output_dir: str, sources: str,
                            vae_report.vae_curves(run))
     rows = table1(runs)
     report = {"format": FORMAT, "sources": sources, "table1": rows,
-              "beta_sweep": sweep_rows(runs), "figures": written,
+              "selection": selection_rows(runs), "beta_sweep": sweep_rows(runs), "figures": written,
               "skipped_figures": skipped, "learning_curves": curves, "left_out": others,
               "runs": [_run_entry(r) for r in runs], "vae_table": vae_report.vae_rows(vaes)}
     atomic.write_json(os.path.join(output_dir, REPORT_JSON), report)
@@ -512,6 +560,7 @@ def markdown(report: dict[str, Any], rows: Sequence[dict[str, Any]]) -> str:
         else:
             out += [f"Not drawn: {report['skipped_figures'][name]}.", ""]
     out += sweep_markdown(report["beta_sweep"])
+    out += selection_markdown(report["selection"])
     out += ["## Runs and learning curves", "",
             "| Run | Model | K | β | Seed | Epochs | Data | Test error (%) | Training (min) | "
             "Curves |", "|---|---|---:|---:|---:|---:|---|---:|---:|---|"]
