@@ -3,6 +3,7 @@ machines) but whose committed summary matches the planned config counts as finis
 mismatch (config, fewer epochs) trains it again."""
 
 import json
+import os
 
 from deepvib.experiments import sweep
 from deepvib.experiments.run_summary import summary_path
@@ -64,3 +65,25 @@ def test_a_committed_run_from_before_a_field_existed_matches_only_that_fields_ol
     for changed in ({"adam_epsilon": 1e-8},
                     {"model": {**CONFIG["model"], "kl_estimator": "sampled"}}):
         assert sweep.state(planned(tmp_path, **changed), str(results)) == sweep.NEW
+
+
+def test_new_validation_draws_rewrite_the_committed_summary(tmp_path):
+    """A finished run evaluated again (here on its validation split) gets its summary
+    rewritten by the next sweep, not left at the older numbers."""
+    results = tmp_path / "results"
+    run = planned(tmp_path)
+    os.makedirs(run.run_dir)
+    config = {**CONFIG, "model": {**CONFIG["model"], "model": "vib"}, "validation_size": 100}
+    for name, value in (("config.json", config),
+                        ("metrics.json", {"epochs": 3, "test_error": 0.02})):
+        with open(os.path.join(run.run_dir, name), "w") as f:
+            json.dump(value, f)
+    sweep._summarise(run, str(results), log=lambda line: None)
+    draws = {"samples": {"12": {"mean": 0.01}}, "trained_epochs": 3, "split": "validation"}
+    with open(os.path.join(run.run_dir, "predictive_errors_validation.json"), "w") as f:
+        json.dump(draws, f)
+    lines = []
+    sweep._summarise(run, str(results), log=lines.append)
+    with open(summary_path(str(results), "r")) as f:
+        assert json.load(f)["predictive_errors_validation"] == draws
+    assert lines and "summary ->" in lines[0]

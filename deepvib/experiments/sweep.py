@@ -270,10 +270,11 @@ def _summarise(run: PlannedRun, results_dir: str, log: Callable[[str], None]) ->
     path = run_summary.summary_path(results_dir, run.name)
     metrics = atomic.read_json(os.path.join(run.run_dir, run_summary.METRICS))
     current = _existing(path)
-    predictive = run_summary.read_predictive_errors(run.run_dir, metrics)
-    if current is not None and current.get("metrics") == metrics and current.get(
-            "progress") == run_summary.read_progress(run.run_dir) and current.get(
-            "predictive_errors") == predictive:
+    same_draws = current is not None and all(
+        current.get(key) == run_summary.read_predictive_errors(run.run_dir, metrics, split)
+        for split, (_, key) in run_summary.PREDICTIVE_SPLITS.items())
+    if same_draws and current.get("metrics") == metrics and current.get(
+            "progress") == run_summary.read_progress(run.run_dir):
         summary = current
     else:
         summary = run_summary.build_summary(run.run_dir, run.name)
