@@ -170,12 +170,12 @@ class RunSummary:
 # The run directory's files (deepvib.training.run_dir's names, read here without importing
 # TensorFlow).
 CONFIG, FLAGS_TEXT, METRICS, PROGRESS = "config.json", "flags.txt", "metrics.json", "progress.jsonl"
-PREDICTIVE_ERRORS = "predictive_errors.json"  # bin/evaluate's, when it was run
 # bin/evaluate's files and the summary's keys, per split: one each, so that evaluating one
 # split never replaces the other's numbers.
 PREDICTIVE_SPLITS = {"test": ("predictive_errors.json", "predictive_errors"),
                      "validation": ("predictive_errors_validation.json",
                                     "predictive_errors_validation")}
+PREDICTIVE_ERRORS = PREDICTIVE_SPLITS["test"][0]  # bin/evaluate's test split, when it was run
 
 
 def read_progress(run_dir: str) -> list[dict[str, Any]]:
@@ -345,9 +345,8 @@ def from_dict(raw: Any, where: str) -> RunSummary:
             isinstance(r, dict) and isinstance(r.get("epoch"), int) for r in progress),
             "progress is not a list of records with an integer epoch")
         embedding_arrays = _embedding(raw.get("embedding"), model["bottleneck_dim"])
-        predictive = _predictive_errors(raw.get("predictive_errors"), "predictive_errors")
-        validation_predictive = _predictive_errors(raw.get("predictive_errors_validation"),
-                                                   "predictive_errors_validation")
+        predictive = {split: _predictive_errors(raw.get(key), key)
+                      for split, (_, key) in PREDICTIVE_SPLITS.items()}
     except KeyError as e:
         raise SummaryError(f"{where} lacks the field {e}") from e
     except (TypeError, ValueError) as e:
@@ -357,7 +356,8 @@ def from_dict(raw: Any, where: str) -> RunSummary:
         name=raw["name"], config=config, metrics=metrics,
         progress=[progress_record(r, held_out) for r in progress],
         flags_text=raw.get("flags_text"), embedding=embedding_arrays, path=where,
-        predictive_errors=predictive, validation_predictive_errors=validation_predictive)
+        predictive_errors=predictive["test"],
+        validation_predictive_errors=predictive["validation"])
 
 
 def _predictive_errors(raw: Any, key: str) -> dict[str, Any] | None:
