@@ -331,3 +331,38 @@ def test_validation_runs_fill_the_selection_table_not_table1(tmp_path):
     assert vib["runs"] == ["full_seed0"]
     md = (out / "report.md").read_text(encoding="utf-8")
     assert "## Recipe selection: validation error" in md and "1.280 ± 0.042" in md
+
+
+def test_test_chosen_table_takes_each_runs_lowest_epoch_of_its_headline_error(tmp_path):
+    """The 'chosen on the test set' table reads each run's per-epoch test error of the kind
+    Table 1 reports (a VIB's S-sample predictive, not its 1-shot or mean-mode error; a
+    baseline's plain error), takes its lowest epoch (not the last), and leaves Table 1's
+    final-epoch numbers alone."""
+    rng = np.random.default_rng(7)
+    vib_curves = {0: (0.020, 0.011, 0.015), 1: (0.030, 0.016, 0.013)}
+    runs = []
+    for seed, curve in vib_curves.items():
+        s = summary(f"vib_seed{seed}", rng, seed=seed)
+        for record, error in zip(s["progress"], curve, strict=True):
+            record["test_error_12sample"] = error
+            record["test_error_1shot"] = error / 4  # lower, but not the headline error
+            record["test_error_mean"] = error / 5
+        runs.append(s)
+    det = summary("det_seed0", rng, kind="deterministic")
+    for record, error in zip(det["progress"], (0.018, 0.014, 0.016), strict=True):
+        record["test_error"] = error
+    runs.append(det)
+    write_results(tmp_path / "results", runs)
+    out = tmp_path / "report"
+    proc = run_report(f"--results_dirs={tmp_path / 'results'}", f"--output_dir={out}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads((out / "report.json").read_text())
+    rows = {r["model"]: r for r in data["table1"] if r["runs"]}
+    assert rows["vib"]["best_epochs"] == [{"epoch": 2, "error": 0.011},
+                                          {"epoch": 3, "error": 0.013}]
+    assert rows["deterministic"]["best_epochs"] == [{"epoch": 2, "error": 0.014}]
+    assert rows["vib"]["test_errors"] == [r["metrics"]["test_error"] for r in runs[:2]]
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "## Chosen on the test set: how much it flatters (not a result)" in md
+    assert "| 1.20 ± 0.14 | 1.10 | 1.10 (2), 1.30 (3) | 1.13 |" in md
+    assert "| 1.40 | 1.40 | 1.40 (2) | 1.38 |" in md

@@ -157,6 +157,12 @@ class RunSummary:
             return self.split_metric(split, "error_1shot")
         return self.split_metric(split, f"error_{samples or self.eval_samples}sample")
 
+    def epoch_errors(self, split: str = "test") -> list[tuple[int, float]]:
+        """(epoch, error on `split`) from the per-epoch progress: the S-sample predictive of
+        one draw for a VIB, the plain error otherwise; epochs without it are left out."""
+        key = f"{split}_error_{self.eval_samples}sample" if self.is_vib else f"{split}_error"
+        return [(r["epoch"], float(r[key])) for r in self.progress if r.get(key) is not None]
+
     def error_over_draws(self, samples: int, split: str = "test") -> float | None:
         """Mean error on `split` of the `samples`-sample predictive over bin/evaluate's draws
         (None when not evaluated so)."""
