@@ -352,6 +352,7 @@ def test_test_chosen_table_takes_each_runs_lowest_epoch_of_its_headline_error(tm
     for record, error in zip(det["progress"], (0.018, 0.014, 0.016), strict=True):
         record["test_error"] = error
     runs.append(det)
+    runs.append({**summary("dropout_seed0", rng, kind="dropout"), "progress": []})
     write_results(tmp_path / "results", runs)
     out = tmp_path / "report"
     proc = run_report(f"--results_dirs={tmp_path / 'results'}", f"--output_dir={out}")
@@ -362,7 +363,11 @@ def test_test_chosen_table_takes_each_runs_lowest_epoch_of_its_headline_error(tm
                                           {"epoch": 3, "error": 0.013}]
     assert rows["deterministic"]["best_epochs"] == [{"epoch": 2, "error": 0.014}]
     assert rows["vib"]["test_errors"] == [r["metrics"]["test_error"] for r in runs[:2]]
+    assert rows["dropout"]["best_epochs"] == [None]
     md = (out / "report.md").read_text(encoding="utf-8")
     assert "## Chosen on the test set: how much it flatters (not a result)" in md
-    assert "| 1.20 ± 0.14 | 1.10 | 1.10 (2), 1.30 (3) | 1.13 |" in md
-    assert "| 1.40 | 1.40 | 1.40 (2) | 1.38 |" in md
+    final_vib = 100 * statistics.fmean(r["metrics"]["test_error"] for r in runs[:2])
+    final_det = 100 * det["metrics"]["test_error"]
+    assert f"| 2 | {final_vib:.2f} | 1.20 ± 0.14 | 1.10 | 1.10 (2), 1.30 (3) | 1.13 |" in md
+    assert f"| 1 | {final_det:.2f} | 1.40 | 1.40 | 1.40 (2) | 1.38 |" in md
+    assert "Left out: Dropout (" in md and "no per-epoch test errors in dropout_seed0." in md
