@@ -148,19 +148,25 @@ class RunSummary:
         value = self.metrics.get(split, {}).get(metric)
         return float("nan") if value is None else float(value)
 
+    @property
+    def headline_metric(self) -> str:
+        """The name of the error the run reports: a VIB's S-sample predictive at its own S,
+        else the plain error (in metrics.json's splits and, prefixed, in its progress)."""
+        return f"error_{self.eval_samples}sample" if self.is_vib else "error"
+
     def error(self, split: str, samples: int | None = None) -> float:
         """Final error on `split`: 1-shot (samples=1), S-sample (None: the run's S) or the
         baseline's plain error."""
-        if not self.is_vib:
-            return self.split_metric(split, "error")
+        if samples is None or not self.is_vib:
+            return self.split_metric(split, self.headline_metric)
         if samples == 1:
             return self.split_metric(split, "error_1shot")
-        return self.split_metric(split, f"error_{samples or self.eval_samples}sample")
+        return self.split_metric(split, f"error_{samples}sample")
 
     def epoch_errors(self, split: str = "test") -> list[tuple[int, float]]:
-        """(epoch, error on `split`) from the per-epoch progress: the S-sample predictive of
-        one draw for a VIB, the plain error otherwise; epochs without it are left out."""
-        key = f"{split}_error_{self.eval_samples}sample" if self.is_vib else f"{split}_error"
+        """(epoch, error on `split`) from the per-epoch progress: the headline error, for a
+        VIB of one draw; epochs without it are left out."""
+        key = f"{split}_{self.headline_metric}"
         return [(r["epoch"], float(r[key])) for r in self.progress if r.get(key) is not None]
 
     def error_over_draws(self, samples: int, split: str = "test") -> float | None:
